@@ -1,0 +1,100 @@
+/**
+ * nats-server on an ephemeral loopback port, JetStream on, in a private directory.
+ * Modelled on nats.js `nst/src/launcher.ts` (port -1 and the ports file).
+ *
+ *   const nats = await startNatsServer();
+ *   // nats.url === "nats://127.0.0.1:<port>"
+ *   await nats.restart();   // same port, same JetStream store
+ *   await nats.stop();
+ */
+import { mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Daemon, makeTempDir, readText, removeDir, requireBinary, spawnDaemon, waitFor } from "./proc.js";
+
+export interface NatsServerOptions {
+  /** Directory for the store, log and ports file; a fresh temp dir when omitted (removed on stop). */
+  dir?: string;
+  jetstream?: boolean;
+  /** Extra configuration file text (e.g. authorization blocks), written to `<dir>/nats.conf`. */
+  config?: string;
+  /** Start inside this network namespace (loopback of that namespace). */
+  netns?: string;
+}
+
+export interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly dir: string;
+  readonly daemon: Daemon;
+  /** Stops and starts it again on the same port with the same JetStream store. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
+  const bin = await requireBinary("nats-server", "nats-server");
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? makeTempDir("ovntap-nats-");
+  mkdirSync(dir, { recursive: true });
+  const portsDir = join(dir, "ports");
+  mkdirSync(portsDir, { recursive: true });
+  let confArgs: string[] = [];
+  if (opts.config) {
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(join(dir, "nats.conf"), opts.config);
+    confArgs = ["-c", join(dir, "nats.conf")];
+  }
+
+  const launch = async (port: number) => {
+    for (const f of readdirSync(portsDir)) removeDir(join(portsDir, f));
+    const args = [
+      ...confArgs,
+      "-a",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "--ports_file_dir",
+      portsDir,
+      ...(opts.jetstream === false ? [] : ["-js", "-sd", join(dir, "jetstream")]),
+    ];
+    const daemon = spawnDaemon({
+      name: "nats-server",
+      cmd: bin,
+      args,
+      dir,
+      ...(opts.netns ? { netns: opts.netns } : {}),
+    });
+    const url = await waitFor(
+      () => {
+        const file = readdirSync(portsDir).find((f) => f.endsWith(".ports"));
+        if (!file) return undefined;
+        const ports = JSON.parse(readText(join(portsDir, file)) || "{}") as { nats?: string[] };
+        return ports.nats?.[0];
+      },
+      { what: `nats-server to listen (log: ${daemon.log})`, timeoutMs: 20_000 },
+    );
+    return { daemon, url };
+  };
+
+  let { daemon, url } = await launch(-1);
+  const port = Number(new URL(url).port);
+  const server: NatsServer = {
+    get url() {
+      return url;
+    },
+    port,
+    dir,
+    get daemon() {
+      return daemon;
+    },
+    async restart() {
+      await daemon.stop();
+      ({ daemon, url } = await launch(port));
+    },
+    async stop() {
+      await daemon.stop();
+      if (ownDir) removeDir(dir);
+    },
+  };
+  return server;
+}

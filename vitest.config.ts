@@ -1,0 +1,39 @@
+import { defineConfig } from "vitest/config";
+
+// One run over every workspace. "unit" tests need nothing but Node; "integration"
+// tests (*.int.test.ts) start real servers (nats-server, redis-server, ovsdb-server,
+// ovs-vswitchd, ovn-controller) on ephemeral ports and need root for the lab.
+const resolve = { conditions: ["@ovntap/source"] };
+const roots = ["shared/*/src/**", "services/*/src/**", "deploy/*/src/**", "test/**"];
+
+export default defineConfig({
+  resolve,
+  ssr: { resolve: { conditions: ["@ovntap/source"], externalConditions: ["@ovntap/source"] } },
+  test: {
+    projects: [
+      {
+        resolve,
+        test: {
+          name: "unit",
+          include: roots.map((r) => `${r}/*.test.ts`),
+          exclude: ["**/*.int.test.ts", "**/node_modules/**", "**/dist/**"],
+          environment: "node",
+        },
+      },
+      {
+        resolve,
+        test: {
+          name: "integration",
+          include: roots.map((r) => `${r}/*.int.test.ts`),
+          exclude: ["**/node_modules/**", "**/dist/**"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          // Integration files start real daemons; two at once is what 2 cores carry.
+          maxWorkers: 2,
+          fileParallelism: true,
+        },
+      },
+    ],
+  },
+});
