@@ -5,3 +5,4 @@
 export * from "./proc.js";
 export { startNatsServer, type NatsServer, type NatsServerOptions } from "./nats.js";
 export { startRedisServer, type RedisServer, type RedisServerOptions } from "./redis.js";
+export { startOvsdbServer, SCHEMAS, type OvsdbServer, type OvsdbServerOptions } from "./ovsdb.js";

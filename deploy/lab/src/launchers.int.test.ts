@@ -51,10 +51,37 @@ describe("server launchers", () => {
 
   it("two servers of each kind run side by side", async () => {
     const [a, b] = await Promise.all([startRedisServer(), startRedisServer()]);
-    cleanups.push(() => a.stop(), () => b.stop());
+    cleanups.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
     expect(a.port).not.toBe(b.port);
     const [n1, n2] = await Promise.all([startNatsServer(), startNatsServer()]);
-    cleanups.push(() => n1.stop(), () => n2.stop());
+    cleanups.push(
+      () => n1.stop(),
+      () => n2.stop(),
+    );
     expect(n1.port).not.toBe(n2.port);
+  });
+});
+
+describe("ovsdb-server launcher", () => {
+  it("serves the real OVN NB schema on unix and tcp, and keeps rows across a restart", async () => {
+    const { run } = await import("./proc.js");
+    const { startOvsdbServer, SCHEMAS } = await import("./ovsdb.js");
+    const nb = await startOvsdbServer({ schema: SCHEMAS.nb, name: "nb", tcp: true });
+    try {
+      expect(nb.tcp).toMatch(/^tcp:127\.0\.0\.1:\d+$/);
+      await run("ovn-nbctl", [`--db=${nb.unix}`, "ls-add", "sw0"]);
+      const before = await run("ovn-nbctl", [`--db=${nb.tcp}`, "ls-list"]);
+      expect(before.stdout).toContain("sw0");
+      const port = nb.tcp;
+      await nb.restart();
+      expect(nb.tcp).toBe(port);
+      const after = await run("ovn-nbctl", [`--db=${nb.tcp}`, "ls-list"]);
+      expect(after.stdout).toContain("sw0");
+    } finally {
+      await nb.stop();
+    }
   });
 });

@@ -9,7 +9,15 @@
  */
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Daemon, makeTempDir, readText, removeDir, requireBinary, spawnDaemon, waitFor } from "./proc.js";
+import {
+  type Daemon,
+  makeTempDir,
+  readText,
+  removeDir,
+  requireBinary,
+  spawnDaemon,
+  waitFor,
+} from "./proc.js";
 
 export interface NatsServerOptions {
   /** Directory for the store, log and ports file; a fresh temp dir when omitted (removed on stop). */
