@@ -1,0 +1,37 @@
+// `npm run lab` / `lab:up` / `lab:down`: set-up (Debian packages, npm ci, build), then
+// the lab CLI. Until the end-to-end demo exists, `npm run lab` brings the lab up and
+// prints how to use it.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { bootstrap, repoRoot, step } from "./bootstrap.mjs";
+
+const [verb = "up", ...rest] = process.argv.slice(2);
+const needsRoot = verb !== "status";
+if (needsRoot && typeof process.getuid === "function" && process.getuid() !== 0) {
+  process.stderr.write(
+    "✗ the lab needs root: it creates network namespaces and starts Open vSwitch.\n" +
+      "  Run it as root, or with sudo: sudo npm run lab\n",
+  );
+  process.exit(1);
+}
+try {
+  bootstrap({ debian: verb !== "down" });
+} catch (err) {
+  process.stderr.write(`✗ set-up failed: ${err.message}\n`);
+  process.exit(1);
+}
+step("building");
+const b = spawnSync(
+  join(repoRoot, "node_modules", ".bin", "turbo"),
+  ["run", "build", "--output-logs=errors-only"],
+  {
+    cwd: repoRoot,
+    stdio: "inherit",
+  },
+);
+if (b.status !== 0) process.exit(b.status || 1);
+const r = spawnSync(process.execPath, [join(repoRoot, "deploy", "lab", "dist", "cli.js"), verb, ...rest], {
+  cwd: repoRoot,
+  stdio: "inherit",
+});
+process.exit(r.status ?? 1);
