@@ -3,16 +3,20 @@ import { defineConfig } from "vitest/config";
 // One run over every workspace. "unit" tests need nothing but Node; "integration"
 // tests (*.int.test.ts) start real servers (nats-server, redis-server, ovsdb-server,
 // ovs-vswitchd, ovn-controller) on ephemeral ports and need root for the lab.
+// Workspace packages resolve to their TypeScript sources through the "@ovntap/source"
+// export condition; tests run in Vite's SSR mode, so each project needs it there too.
 const resolve = { conditions: ["@ovntap/source"] };
+const ssr = { resolve: { conditions: ["@ovntap/source"], externalConditions: ["@ovntap/source"] } };
 const roots = ["shared/*/src/**", "services/*/src/**", "deploy/*/src/**", "test/**"];
 
 export default defineConfig({
   resolve,
-  ssr: { resolve: { conditions: ["@ovntap/source"], externalConditions: ["@ovntap/source"] } },
+  ssr,
   test: {
     projects: [
       {
         resolve,
+        ssr,
         test: {
           name: "unit",
           include: roots.map((r) => `${r}/*.test.ts`),
@@ -22,6 +26,7 @@ export default defineConfig({
       },
       {
         resolve,
+        ssr,
         test: {
           name: "integration",
           include: roots.map((r) => `${r}/*.int.test.ts`),
