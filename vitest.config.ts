@@ -19,6 +19,8 @@ export default defineConfig({
         ssr,
         test: {
           name: "unit",
+          // Unit tests first, then the integration tests with their own worker limit.
+          sequence: { groupOrder: 0 },
           include: roots.map((r) => `${r}/*.test.ts`),
           exclude: ["**/*.int.test.ts", "**/node_modules/**", "**/dist/**"],
           environment: "node",
@@ -29,6 +31,7 @@ export default defineConfig({
         ssr,
         test: {
           name: "integration",
+          sequence: { groupOrder: 1 },
           include: roots.map((r) => `${r}/*.int.test.ts`),
           exclude: ["**/node_modules/**", "**/dist/**"],
           environment: "node",

@@ -16,6 +16,7 @@ import {
   removeDir,
   requireBinary,
   spawnDaemon,
+  stopOnFailure,
   waitFor,
 } from "./proc.js";
 
@@ -72,14 +73,17 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
       dir,
       ...(opts.netns ? { netns: opts.netns } : {}),
     });
-    const url = await waitFor(
-      () => {
-        const file = readdirSync(portsDir).find((f) => f.endsWith(".ports"));
-        if (!file) return undefined;
-        const ports = JSON.parse(readText(join(portsDir, file)) || "{}") as { nats?: string[] };
-        return ports.nats?.[0];
-      },
-      { what: `nats-server to listen (log: ${daemon.log})`, timeoutMs: 20_000 },
+    const url = await stopOnFailure(
+      daemon,
+      waitFor(
+        () => {
+          const file = readdirSync(portsDir).find((f) => f.endsWith(".ports"));
+          if (!file) return undefined;
+          const ports = JSON.parse(readText(join(portsDir, file)) || "{}") as { nats?: string[] };
+          return ports.nats?.[0];
+        },
+        { what: `nats-server to listen (log: ${daemon.log})`, timeoutMs: 20_000 },
+      ),
     );
     return { daemon, url };
   };

@@ -18,6 +18,7 @@ import {
   requireBinary,
   run,
   spawnDaemon,
+  stopOnFailure,
   waitFor,
 } from "./proc.js";
 
@@ -89,18 +90,21 @@ export async function startOvsdbServer(opts: OvsdbServerOptions): Promise<OvsdbS
       dir,
       ...(opts.netns ? { netns: opts.netns } : {}),
     });
-    await waitFor(
-      () => {
-        if (!existsSync(socketPath)) return false;
-        if (!opts.tcp) return true;
-        // A fixed port (restart) is not logged; probe it.
-        if (tcpPort !== 0) return canConnect(tcpPort);
-        // socket_util: "0:127.0.0.1: listening on port 46389"
-        const m = /listening on port (\d+)/.exec(readText(log).slice(before));
-        if (m?.[1]) tcpPort = Number(m[1]);
-        return m !== null;
-      },
-      { what: `ovsdb-server ${name} to listen (log: ${log})`, timeoutMs: 20_000 },
+    await stopOnFailure(
+      daemon,
+      waitFor(
+        () => {
+          if (!existsSync(socketPath)) return false;
+          if (!opts.tcp) return true;
+          // A fixed port (restart) is not logged; probe it.
+          if (tcpPort !== 0) return canConnect(tcpPort);
+          // socket_util: "0:127.0.0.1: listening on port 46389"
+          const m = /listening on port (\d+)/.exec(readText(log).slice(before));
+          if (m?.[1]) tcpPort = Number(m[1]);
+          return m !== null;
+        },
+        { what: `ovsdb-server ${name} to listen (log: ${log})`, timeoutMs: 20_000 },
+      ),
     );
     return daemon;
   };

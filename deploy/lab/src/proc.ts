@@ -147,10 +147,14 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+  // A zombie still answers signal 0. A daemon started by an earlier process (`lab:up`)
+  // is reparented to pid 1, which may reap it seconds later: it has exited all the same.
+  const stat = readText(`/proc/${pid}/stat`);
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state !== "Z" && state !== "X";
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the pid is gone. */
@@ -198,6 +202,8 @@ export interface DaemonSpec {
   env?: NodeJS.ProcessEnv;
   /** Start inside this network namespace. */
   netns?: string;
+  /** Working directory; the caller's when omitted. */
+  cwd?: string;
 }
 
 export interface Daemon {
@@ -221,7 +227,12 @@ export function spawnDaemon(spec: DaemonSpec): Daemon {
   const [c, a] = spec.netns
     ? ["ip", ["netns", "exec", spec.netns, spec.cmd, ...spec.args]]
     : [spec.cmd, [...spec.args]];
-  const child = spawn(c, a, { detached: true, stdio: ["ignore", fd, fd], env: spec.env ?? process.env });
+  const child = spawn(c, a, {
+    detached: true,
+    stdio: ["ignore", fd, fd],
+    env: spec.env ?? process.env,
+    ...(spec.cwd ? { cwd: spec.cwd } : {}),
+  });
   closeSync(fd);
   child.unref();
   child.on("error", () => {
@@ -247,4 +258,37 @@ export function daemonFromPid(name: string, pid: number, log: string): Daemon {
       await waitFor(() => !isAlive(pid), { what: `${name} to die`, timeoutMs: 5_000, intervalMs: 20 });
     },
   };
+}
+
+/**
+ * Awaits a daemon's readiness and stops the daemon if it never gets ready, so a failed
+ * start leaves no process behind for the caller to find.
+ */
+export async function stopOnFailure<T>(daemon: Daemon, ready: Promise<T>): Promise<T> {
+  try {
+    return await ready;
+  } catch (err) {
+    await daemon.stop(2_000).catch(() => {
+      /* the readiness error is the one worth reporting */
+    });
+    throw err;
+  }
+}
+
+/**
+ * The kernel's start time of a process (clock ticks since boot, field 22 of
+ * /proc/<pid>/stat). Recorded beside a pid so a later stop can tell the process it
+ * started from an unrelated one that reused the pid.
+ */
+export function procStartTime(pid: number): string | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
+  // comm (field 2) may contain spaces and parentheses: fields resume after the last ")".
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return rest[19];
+}
+
+/** The last `lines` lines of a text file ("" when it does not exist). */
+export function logTail(path: string, lines = 20): string {
+  const text = readText(path).trimEnd();
+  return text ? text.split("\n").slice(-lines).join("\n") : "";
 }

@@ -15,6 +15,7 @@ import {
   removeDir,
   requireBinary,
   spawnDaemon,
+  stopOnFailure,
   waitFor,
 } from "./proc.js";
 
@@ -68,14 +69,17 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
       dir,
       ...(opts.netns ? { netns: opts.netns } : {}),
     });
-    const outcome = await waitFor(
-      () => {
-        const text = readText(log).slice(before);
-        if (text.includes("Ready to accept connections")) return "ready";
-        if (/Address already in use|Could not create server TCP listening socket/.test(text)) return "busy";
-        return undefined;
-      },
-      { what: `redis-server to listen (log: ${log})`, timeoutMs: 20_000 },
+    const outcome = await stopOnFailure(
+      daemon,
+      waitFor(
+        () => {
+          const text = readText(log).slice(before);
+          if (text.includes("Ready to accept connections")) return "ready";
+          if (/Address already in use|Could not create server TCP listening socket/.test(text)) return "busy";
+          return undefined;
+        },
+        { what: `redis-server to listen (log: ${log})`, timeoutMs: 20_000 },
+      ),
     );
     if (outcome === "busy") {
       await daemon.stop();

@@ -1,0 +1,107 @@
+/**
+ * The hook that starts ovntap's services in the lab. A service is a workspace
+ * `services/<name>` whose package.json says
+ *
+ *   "ovntap": { "service": true, "ready": "<regex, optional>" }
+ *
+ * and whose build leaves `dist/main.js`. The lab runs each as its own process,
+ * `node services/<name>/dist/main.js`, from the repo root, with the lab's env vars,
+ * its log in `<lab dir>/service-<name>.log`. With `ready`, the lab waits until a log
+ * line matches it; without, it only makes sure the process did not die at once.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { LabEnv } from "./env.js";
+import { type Daemon, isAlive, readText, spawnDaemon, waitFor } from "./proc.js";
+
+export interface ServiceInfo {
+  name: string;
+  dir: string;
+  main: string;
+  ready?: RegExp;
+}
+
+export class ServiceNotBuiltError extends Error {
+  override name = "ServiceNotBuiltError";
+}
+
+/** The repo root: the nearest ancestor whose package.json declares workspaces. */
+export function findRepoRoot(from = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const pkg = join(dir, "package.json");
+    if (existsSync(pkg)) {
+      const json = JSON.parse(readFileSync(pkg, "utf8")) as { workspaces?: unknown };
+      if (json.workspaces) return dir;
+    }
+    if (dirname(dir) === dir) throw new Error(`no workspace root above ${from}`);
+  }
+}
+
+/** Every `services/<name>` marked as a service, sorted by name. */
+export function discoverServices(repoRoot: string): ServiceInfo[] {
+  const root = join(repoRoot, "services");
+  if (!existsSync(root)) return [];
+  const out: ServiceInfo[] = [];
+  for (const name of readdirSync(root).sort()) {
+    const pkgPath = join(root, name, "package.json");
+    if (!existsSync(pkgPath)) continue;
+    const pkg = JSON.parse(readFileSync(pkgPath, "utf8")) as {
+      ovntap?: { service?: unknown; ready?: unknown };
+    };
+    if (pkg.ovntap?.service !== true) continue;
+    const dir = join(root, name);
+    out.push({
+      name,
+      dir,
+      main: join(dir, "dist", "main.js"),
+      ...(typeof pkg.ovntap.ready === "string" ? { ready: new RegExp(pkg.ovntap.ready) } : {}),
+    });
+  }
+  return out;
+}
+
+export interface StartServiceOptions {
+  labDir: string;
+  repoRoot: string;
+  env: LabEnv;
+  /** Extra variables for the process (markers, run dirs). */
+  extraEnv?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/** Starts one service (wait for it with waitServiceReady). */
+export function startService(svc: ServiceInfo, opts: StartServiceOptions): Daemon {
+  if (!existsSync(svc.main)) {
+    throw new ServiceNotBuiltError(
+      `service ${svc.name} is not built (${svc.main} is missing): run 'npm run build'`,
+    );
+  }
+  return spawnDaemon({
+    name: `service-${svc.name}`,
+    cmd: process.execPath,
+    args: [svc.main],
+    dir: opts.labDir,
+    cwd: opts.repoRoot,
+    env: { ...process.env, ...opts.env, ...opts.extraEnv },
+  });
+}
+
+/**
+ * Waits for a started service: its `ready` line, or, without one, that it is still
+ * running once it has written anything or a short grace has passed. A service that
+ * logs a line and dies on its first connection is caught by startLab's final check.
+ */
+export async function waitServiceReady(svc: ServiceInfo, daemon: Daemon, timeoutMs = 30_000): Promise<void> {
+  const started = Date.now();
+  const outcome = await waitFor(
+    () => {
+      if (!isAlive(daemon.pid)) return "exited";
+      const log = readText(daemon.log);
+      if (svc.ready) return svc.ready.test(log) && "ready";
+      return (log.length > 0 || Date.now() - started > 1_000) && "ready";
+    },
+    { what: `service ${svc.name} to be ready (log: ${daemon.log})`, timeoutMs },
+  );
+  if (outcome === "exited") throw new Error(`service ${svc.name} exited at start (log: ${daemon.log})`);
+}
