@@ -78,8 +78,15 @@ export function ensureNodeModules() {
   const stamp = join(repoRoot, "node_modules", ".ovntap-lock-hash");
   const want = lockHash();
   if (existsSync(stamp) && readFileSync(stamp, "utf8") === want) return;
-  step("installing npm dependencies (npm ci)");
-  execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: repoRoot, stdio: "inherit" });
+  // The versions are those of package-lock.json. Not `npm ci`: npm 11 leaves other
+  // platforms' optional binaries (turbo, unrs-resolver) out of the lock file it writes
+  // and then `npm ci` refuses that same lock file as out of sync (npm/cli#8320).
+  // `npm install --no-save` installs exactly the locked tree and never rewrites it.
+  step("installing npm dependencies (locked versions)");
+  execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund"], {
+    cwd: repoRoot,
+    stdio: "inherit",
+  });
   writeFileSync(stamp, want);
 }
 

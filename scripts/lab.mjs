@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { bootstrap, repoRoot, step } from "./bootstrap.mjs";
 
+process.env.TURBO_TELEMETRY_DISABLED = "1";
 const [verb = "up", ...rest] = process.argv.slice(2);
 const needsRoot = verb !== "status";
 if (needsRoot && typeof process.getuid === "function" && process.getuid() !== 0) {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bootstrap, repoRoot, step } from "./bootstrap.mjs";
 
+process.env.TURBO_TELEMETRY_DISABLED = "1";
 const started = Date.now();
 const args = process.argv.slice(2);
 
