@@ -4,6 +4,7 @@
  * with the log that explains it; services are started with the lab's env and stopped
  * with it.
  */
+import { httpStatus } from "./services.js";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -46,6 +47,15 @@ process.stdout.write(JSON.stringify(Object.fromEntries(keys.map((k) => [k, proce
 process.stdout.write("service ready\\n");
 setInterval(() => {}, 1 << 30);
 `;
+// No ready line: the lab waits for /readyz on the HTTP_PORT it gave (503 at first).
+const WEB = `
+const http = require("node:http");
+const t0 = Date.now();
+http.createServer((req, res) => {
+  res.statusCode = req.url === "/readyz" && Date.now() - t0 < 300 ? 503 : 200;
+  res.end(process.env.HTTP_HOST + ":" + process.env.HTTP_PORT);
+}).listen(Number(process.env.HTTP_PORT), process.env.HTTP_HOST);
+`;
 const CRASH = `process.stderr.write("boom: cannot reach the moon\\n"); process.exit(3);`;
 
 describe("startLab failures and services", () => {
@@ -70,10 +80,13 @@ describe("startLab failures and services", () => {
   });
 
   it("starts each service with the lab's env, waits for its ready line, stops it with the lab", async () => {
-    const repo = fakeRepo({ good: { ready: "service ready", main: GOOD } });
+    const repo = fakeRepo({ good: { ready: "service ready", main: GOOD }, web: { main: WEB } });
     dirs.push(repo);
     const lab = await startLab({ repoRoot: repo });
     try {
+      const web = lab.state().services?.find((s) => s.name === "web");
+      expect(web).toBeDefined();
+      expect(await httpStatus(web!.httpPort, "/readyz")).toBe(200);
       const svc = lab.state().pids.find((p) => p.name === "service-good");
       expect(svc).toBeDefined();
       expect(isAlive(svc!.pid)).toBe(true);

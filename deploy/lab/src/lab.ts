@@ -61,6 +61,7 @@ import { startNatsServer } from "./nats.js";
 import { SCHEMAS, startOvsdbServer } from "./ovsdb.js";
 import {
   type Daemon,
+  freePort,
   isAlive,
   logTail,
   makeTempDir,
@@ -74,7 +75,13 @@ import {
   waitFor,
 } from "./proc.js";
 import { startRedisServer } from "./redis.js";
-import { discoverServices, findRepoRoot, startService, waitServiceReady } from "./services.js";
+import {
+  discoverServices,
+  findRepoRoot,
+  type ServiceInfo,
+  startService,
+  waitServiceReady,
+} from "./services.js";
 import {
   LAB_MARKER,
   type LabState,
@@ -597,13 +604,20 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
           const names = services.map((s) => s.name).join(", ");
           progress({ step: "services", status: "wait", elapsedMs: 0, detail: `services ${names}` });
           const extraEnv = { OVS_RUNDIR: runDir, OVN_RUNDIR: runDir, [LAB_MARKER]: prefix };
-          const started = services.map((svc) => {
-            const d = startService(svc, { labDir: dir, repoRoot, env: labEnv, extraEnv });
+          const started: (readonly [ServiceInfo, Daemon, number])[] = [];
+          state.services = [];
+          for (const svc of services) {
+            const httpPort = await freePort();
+            const d = startService(svc, { labDir: dir, repoRoot, env: labEnv, extraEnv, httpPort });
             track(d);
-            return [svc, d] as const;
-          });
+            state.services.push({ name: svc.name, pid: d.pid, httpPort, log: d.log });
+            save();
+            started.push([svc, d, httpPort] as const);
+          }
           try {
-            await Promise.all(started.map(([svc, d]) => waitServiceReady(svc, d, waitTimeoutMs)));
+            await Promise.all(
+              started.map(([svc, d, httpPort]) => waitServiceReady(svc, d, httpPort, waitTimeoutMs)),
+            );
           } catch (err) {
             throw new LabStartError(
               `services`,

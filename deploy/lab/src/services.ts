@@ -10,6 +10,7 @@
  * line matches it; without, it only makes sure the process did not die at once.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { get } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LabEnv } from "./env.js";
@@ -67,6 +68,8 @@ export interface StartServiceOptions {
   env: LabEnv;
   /** Extra variables for the process (markers, run dirs). */
   extraEnv?: Record<string, string>;
+  /** Loopback port for the service's /healthz, /readyz and /metrics (HTTP_PORT). */
+  httpPort: number;
   timeoutMs?: number;
 }
 
@@ -83,23 +86,45 @@ export function startService(svc: ServiceInfo, opts: StartServiceOptions): Daemo
     args: [svc.main],
     dir: opts.labDir,
     cwd: opts.repoRoot,
-    env: { ...process.env, ...opts.env, ...opts.extraEnv },
+    env: {
+      ...process.env,
+      ...opts.env,
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: String(opts.httpPort),
+      NODE_NAME: opts.env.LAB_NODE,
+      ...opts.extraEnv,
+    },
+  });
+}
+
+/** GET http://127.0.0.1:<port><path> → status code, or 0 when nothing answers. */
+export function httpStatus(port: number, path: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = get({ host: "127.0.0.1", port, path, timeout: 1_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(0));
   });
 }
 
 /**
- * Waits for a started service: its `ready` line, or, without one, that it is still
- * running once it has written anything or a short grace has passed. A service that
- * logs a line and dies on its first connection is caught by startLab's final check.
+ * Waits for a started service: its `ready` line when its package.json names one, else
+ * its /readyz answering 200 on the HTTP port the lab gave it. A service that dies
+ * first fails the wait at once.
  */
-export async function waitServiceReady(svc: ServiceInfo, daemon: Daemon, timeoutMs = 30_000): Promise<void> {
-  const started = Date.now();
+export async function waitServiceReady(
+  svc: ServiceInfo,
+  daemon: Daemon,
+  httpPort: number,
+  timeoutMs = 30_000,
+): Promise<void> {
   const outcome = await waitFor(
-    () => {
+    async () => {
       if (!isAlive(daemon.pid)) return "exited";
-      const log = readText(daemon.log);
-      if (svc.ready) return svc.ready.test(log) && "ready";
-      return (log.length > 0 || Date.now() - started > 1_000) && "ready";
+      if (svc.ready) return svc.ready.test(readText(daemon.log)) && "ready";
+      return (await httpStatus(httpPort, "/readyz")) === 200 && "ready";
     },
     { what: `service ${svc.name} to be ready (log: ${daemon.log})`, timeoutMs },
   );

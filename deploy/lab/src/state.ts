@@ -48,6 +48,8 @@ export interface LabState {
   /** Files outside the dirs: the env file and the state copy the CLI keeps in `.lab/`. */
   files: string[];
   env?: LabEnv;
+  /** The services the lab started, with the loopback port of their /healthz, /readyz, /metrics. */
+  services?: { name: string; pid: number; httpPort: number; log: string }[];
   /** Milliseconds each start step took, and the total. */
   timings?: Record<string, number>;
 }
