@@ -39,6 +39,7 @@ if (typeof process.getuid === "function" && process.getuid() !== 0) {
 const bin = (name) => join(repoRoot, "node_modules", ".bin", name);
 run("build", bin("turbo"), ["run", "build", "--output-logs=errors-only"]);
 run("typecheck", bin("turbo"), ["run", "typecheck", "--output-logs=errors-only"]);
+run("typecheck (repository files)", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
 run("lint", "npm", ["run", "--silent", "lint"]);
 
 const out = mkdtempSync(join(tmpdir(), "ovntap-test-"));
