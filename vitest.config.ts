@@ -24,6 +24,9 @@ export default defineConfig({
           include: roots.map((r) => `${r}/*.test.ts`),
           exclude: ["**/*.int.test.ts", "**/node_modules/**", "**/dist/**"],
           environment: "node",
+          // A deadline against hangs, not a speed check: this shared 2-core machine is
+          // often busy, and speed is measured by the benchmarks.
+          testTimeout: 60_000,
         },
       },
       {
