@@ -1,0 +1,218 @@
+/** `ovntap --help` and `ovntap <verb> --help`. */
+import { TTL_DEFAULT_SECONDS, TTL_MAX_SECONDS, TTL_MIN_SECONDS } from "@ovntap/contracts";
+import type { Verb } from "./args.js";
+
+const CONNECTION = `Connection:
+  --nats URL                NATS server(s), comma-separated (default: $NATS_URL, else NATS_URL in
+                            .lab/env here or at the repository root, else nats://127.0.0.1:4222);
+                            credentials from the URL or NATS_CREDS_FILE, NATS_USER/NATS_PASSWORD, NATS_TOKEN
+  --request-timeout DUR     how long to wait for a reply (default 10s)`;
+
+const REQUEST = `Request:
+  --request-id ID           idempotency token (default: a fresh UUID); re-running a command with the
+                            same id is answered with the first reply instead of being done twice
+  --principal WHO           who is asking, sent in the request; intake's policy decides whether to
+                            trust it (default: $OVNTAP_PRINCIPAL, else the OS user)`;
+
+const NAMESPACE = `  -n, --namespace NS        Kubernetes namespace (default: $OVNTAP_NAMESPACE, else "default")`;
+
+const EXIT_CODES = `Exit codes:
+  0  done
+  1  refused (the error code, message and each field's problem are printed) or, with --wait, the
+     mirror failed, degraded, or did not get there in time
+  2  usage: unknown flag, missing or bad value, invalid spec (checked before anything is sent)
+  3  no answer: NATS unreachable, nobody answering on ovntap.v1.req.<ns>, or the reply timed out;
+     re-run with the same --request-id to retry safely`;
+
+export const MAIN_HELP = `ovntap — mirror Kube-OVN / OVN / Open vSwitch traffic, on request, with an owner and an expiry
+
+Usage:
+  ovntap <command> [flags]
+
+Commands:
+  create    ask for a mirror (from flags or -f spec.yaml)
+  delete    remove a mirror
+  get       show one mirror
+  list      show the mirrors of a namespace
+  extend    set a mirror to expire TTL from now
+  events    print the audit trail (lifecycle events), optionally following it
+
+Examples:
+  ovntap create web -n shop --pod web-0 --direction both --gre-sink 10.0.0.9 --wait
+  ovntap create -f mirror.yaml
+  ovntap list -n shop -l team=payments
+  ovntap events -n shop --mirror web --follow
+  ovntap delete web -n shop
+
+Run 'ovntap <command> --help' for its flags. 'ovntap --version' prints the version.
+
+${EXIT_CODES}
+`;
+
+const HELP: Record<Verb, string> = {
+  create: `Ask for a mirror. The spec comes from flags or from a file (-f); it is checked against the
+contract before it is sent.
+
+Usage:
+  ovntap create NAME [-n NS] SOURCE --direction DIR TARGET [flags]
+  ovntap create -f FILE [NAME] [-n NS] [--wait]
+
+Source (one kind):
+  --pod NAME                a pod in the namespace; repeat or comma-separate for several
+  --port LSP                a raw OVN logical switch port (admin policy); repeatable
+  -l, --selector SEL        pods matching a label selector, followed as they come and go
+                            (app=web,tier in (a,b),!legacy)
+Direction:
+  --direction DIR           ingress (to the pod), egress (from the pod) or both
+Target (one):
+  --gre-sink IP             GRE to IP (or pod:NAMESPACE/NAME for a receiving pod)
+    --key K                 GRE key 0..4294967295 (allocated, unique per sink, when absent)
+  --erspan-sink IP          ERSPAN to IP (or pod:NAMESPACE/NAME)
+    --session-id S          ERSPAN session id 0..1023 (allocated when absent)
+    --erspan-version 1|2    1 = type II (default; the only one OVN emits), 2 = type III (ovs sources)
+  --collector               the capture exporter is the sink
+Spec:
+  --name NAME               the mirror's name (or the first argument)
+${NAMESPACE}
+  --ttl DUR                 lifetime, ${TTL_MIN_SECONDS}s..${TTL_MAX_SECONDS / 86400}d (seconds, or 90m, 2h, 1d; default ${TTL_DEFAULT_SECONDS / 3600}h)
+  --snaplen N               bytes kept of each frame, 14..65535 (whole frames when absent)
+  --label K=V               a label on the mirror; repeatable
+  -f, --file FILE           a MirrorSpec in YAML or JSON ('-' reads standard input); --name and
+                            --namespace may fill in what it leaves out, other spec flags are refused
+Waiting and output:
+  --wait                    return once the mirror is Active; exit 1 if it fails, degrades, or
+                            --timeout passes (progress goes to stderr)
+  --timeout DUR             how long --wait waits (default 2m)
+  -o, --output FMT          table (a summary line), json or yaml (the mirror and its status)
+
+${REQUEST}
+
+${CONNECTION}
+
+Examples:
+  ovntap create web -n shop --pod web-0 --pod web-1 --direction both --gre-sink 10.0.0.9 --key 99
+  ovntap create db -n shop --pod db-0 --direction ingress --erspan-sink 10.0.0.9 --ttl 30m --wait
+  ovntap create tap -n shop --pod web-0 --direction egress --collector --snaplen 128 --label team=sre
+  cat mirror.yaml | ovntap create -f - --request-id deploy-42
+
+A spec file:
+  name: web
+  namespace: shop
+  sources: { type: selector, matchLabels: { app: web } }
+  direction: both
+  target: { type: gre, sink: 10.0.0.9 }
+  filter: { protocols: [tcp], ports: [443] }
+  ttlSeconds: 7200
+
+${EXIT_CODES}
+`,
+  delete: `Remove a mirror: its OVN/OVS rows, then its record.
+
+Usage:
+  ovntap delete NAME [-n NS] [--wait [--timeout DUR]]
+
+Flags:
+${NAMESPACE}
+  --wait                    return once the mirror is gone (exit 1 on failure or timeout)
+  --timeout DUR             how long --wait waits (default 2m)
+  -o, --output FMT          table (a summary line), json or yaml
+
+${REQUEST}
+
+${CONNECTION}
+
+Examples:
+  ovntap delete web -n shop
+  ovntap delete web -n shop --wait --timeout 1m
+
+${EXIT_CODES}
+`,
+  get: `Show one mirror: its phase, sink, key, ports and expiry.
+
+Usage:
+  ovntap get NAME [-n NS] [-o table|json|yaml]
+
+Flags:
+${NAMESPACE}
+  -o, --output FMT          table (default), json or yaml (the whole record and status)
+
+${REQUEST}
+
+${CONNECTION}
+
+Examples:
+  ovntap get web -n shop
+  ovntap get web -n shop -o yaml
+
+${EXIT_CODES}
+`,
+  list: `Show the mirrors of a namespace.
+
+Usage:
+  ovntap list [-n NS] [-l SELECTOR] [-o table|json|yaml]
+
+Columns: NAME NAMESPACE PHASE SINK KEY DIRECTION PORTS EXPIRES AGE
+
+Flags:
+${NAMESPACE}
+  -l, --selector SEL        only mirrors whose labels match (app=web,tier in (a,b),!legacy)
+  -o, --output FMT          table (default), json (an array of {mirror, status}) or yaml
+
+${REQUEST}
+
+${CONNECTION}
+
+Examples:
+  ovntap list -n shop
+  ovntap list -n shop -l team=payments -o json
+
+${EXIT_CODES}
+`,
+  extend: `Set a mirror to expire TTL after intake accepts this request (the old expiry is replaced,
+not added to).
+
+Usage:
+  ovntap extend NAME [-n NS] --ttl DUR
+
+Flags:
+${NAMESPACE}
+  --ttl DUR                 ${TTL_MIN_SECONDS}s..${TTL_MAX_SECONDS / 86400}d: seconds, or 90m, 2h, 1d
+  -o, --output FMT          table (a summary line), json or yaml
+
+${REQUEST}
+
+${CONNECTION}
+
+Examples:
+  ovntap extend web -n shop --ttl 2h
+
+${EXIT_CODES}
+`,
+  events: `Print lifecycle events from the audit trail (the OVNTAP_EVENTS JetStream stream), one line
+each: time, namespace/mirror, type, generation, principal, detail.
+
+Usage:
+  ovntap events [-n NS] [--mirror NAME] [--since DUR|TIME] [--follow] [-o text|json|yaml]
+
+Flags:
+  -n, --namespace NS        only this namespace (default: every namespace)
+  --mirror NAME             only this mirror (or the first argument); in $OVNTAP_NAMESPACE, else
+                            "default", when -n is absent
+  --since DUR|TIME          only events from DUR ago (10m, 2h) or since an RFC 3339 time
+  --follow                  keep printing new events until interrupted (Ctrl-C)
+  -o, --output FMT          text (default), json (one object per line, with its stream seq) or yaml
+
+${CONNECTION}
+
+Examples:
+  ovntap events -n shop --mirror web
+  ovntap events -n shop --follow
+  ovntap events --since 1h -o json | jq 'select(.type == "failed")'
+
+Exit codes: 0 done, 1 the stream cannot be read, 2 usage, 3 NATS unreachable.
+`,
+};
+
+export function verbHelp(verb: Verb): string {
+  return HELP[verb];
+}

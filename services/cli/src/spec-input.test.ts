@@ -1,0 +1,178 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { validateSpec } from "@ovntap/contracts";
+import { arbitraries } from "@ovntap/contracts/internal";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { UsageError } from "./errors.js";
+import { checkSpec, mergeFileSpec, parseSpecText, readSpecFile, specFromFlags } from "./spec-input.js";
+
+const YAML_SPEC = `# a mirror
+name: web
+namespace: shop
+sources:
+  type: selector
+  matchLabels: { app: web }
+direction: both
+target: { type: gre, sink: 10.0.0.9, key: 99 }
+filter: { protocols: [tcp], ports: [443, { from: 8000, to: 8080 }] }
+ttlSeconds: 7200
+labels: { team: sre }
+`;
+const EXPECTED = {
+  name: "web",
+  namespace: "shop",
+  sources: { type: "selector", matchLabels: { app: "web" } },
+  direction: "both",
+  target: { type: "gre", sink: "10.0.0.9", key: 99 },
+  filter: { protocols: ["tcp"], ports: [443, { from: 8000, to: 8080 }] },
+  ttlSeconds: 7200,
+  labels: { team: "sre" },
+};
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "ovntap-cli-spec-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("spec text", () => {
+  it("reads YAML and JSON", () => {
+    expect(parseSpecText(YAML_SPEC, "spec.yaml")).toEqual(EXPECTED);
+    expect(parseSpecText(JSON.stringify(EXPECTED), "spec.json", "json")).toEqual(EXPECTED);
+    // YAML reads JSON too (stdin has no extension to go by).
+    expect(parseSpecText(JSON.stringify(EXPECTED, null, 2), "standard input")).toEqual(EXPECTED);
+  });
+
+  it.each([
+    ["", /spec.yaml is empty/],
+    ["# only a comment\n", /spec.yaml is empty/],
+    ["name: a\n---\nname: b\n", /holds 2 YAML documents; give one mirror spec per file/],
+    ["name: [unclosed\n", /spec.yaml is not valid YAML at line \d+, column \d+/],
+    ["name: a\nname: b\n", /spec.yaml is not valid YAML at line 2/],
+    ["- a\n- b\n", /must hold a mirror spec object/],
+    ["just a string\n", /must hold a mirror spec object/],
+  ])("refuses %j", (text, message) => {
+    expect(() => parseSpecText(text, "spec.yaml")).toThrow(UsageError);
+    expect(() => parseSpecText(text, "spec.yaml")).toThrow(message);
+  });
+
+  it("refuses bad JSON in a .json file, with the parser's position", () => {
+    expect(() => parseSpecText('{"name": ', "spec.json", "json")).toThrow(/spec.json is not valid JSON/);
+  });
+
+  it("reads back any valid spec written as YAML or JSON", () => {
+    fc.assert(
+      fc.property(arbitraries.mirrorSpec, (spec) => {
+        for (const [text, format] of [
+          [stringify(spec), "yaml"],
+          [JSON.stringify(spec), "json"],
+        ] as const) {
+          const r = validateSpec(parseSpecText(text, "spec", format));
+          expect(r.ok && r.value).toEqual(spec);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("spec files", () => {
+  it("reads a file by extension, relative to cwd", async () => {
+    writeFileSync(join(dir, "m.json"), JSON.stringify(EXPECTED));
+    writeFileSync(join(dir, "m.yml"), YAML_SPEC);
+    expect((await readSpecFile("m.json", dir, undefined)).raw).toEqual(EXPECTED);
+    expect(await readSpecFile(join(dir, "m.yml"), "/", undefined)).toEqual({
+      raw: EXPECTED,
+      where: join(dir, "m.yml"),
+    });
+  });
+
+  it("reads standard input for -f -", async () => {
+    const stdin = Readable.from([Buffer.from(YAML_SPEC.slice(0, 40)), Buffer.from(YAML_SPEC.slice(40))]);
+    expect(await readSpecFile("-", dir, stdin)).toEqual({ raw: EXPECTED, where: "standard input" });
+  });
+
+  it("names a missing file or directory", async () => {
+    await expect(readSpecFile("nope.yaml", dir, undefined)).rejects.toThrow(
+      /-f nope.yaml: cannot read it \(no such file\)/,
+    );
+    await expect(readSpecFile(".", dir, undefined)).rejects.toThrow(/is a directory/);
+  });
+
+  it("fills in --name and --namespace, refuses contradictions and other spec flags", () => {
+    const { name: _n, namespace: _ns, ...rest } = EXPECTED;
+    expect(mergeFileSpec(rest, "f", { namespace: "shop" }, new Set(["namespace"]), "web", "default")).toEqual(
+      EXPECTED,
+    );
+    expect(mergeFileSpec({ ...rest, name: "web" }, "f", {}, new Set(), undefined, "default").namespace).toBe(
+      "default",
+    );
+    expect(() => mergeFileSpec(EXPECTED, "f", {}, new Set(), "other", "default")).toThrow(
+      /the name in f \("web"\) differs from the one given \(other\)/,
+    );
+    expect(() =>
+      mergeFileSpec(EXPECTED, "f", { namespace: "x" }, new Set(["namespace"]), undefined, "d"),
+    ).toThrow(/differs from --namespace x/);
+    expect(() => mergeFileSpec(EXPECTED, "f", { ttl: "60" }, new Set(["ttl"]), undefined, "d")).toThrow(
+      /--ttl cannot be combined with -f/,
+    );
+  });
+
+  it("names the file and field of each problem", () => {
+    const bad = { ...EXPECTED, target: { type: "gre", sink: "10.0.0.9", key: 2 ** 32 }, snaplen: 3 };
+    try {
+      checkSpec(bad, { file: "m.yaml" });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as Error).message).toBe(
+        "invalid mirror spec:\n" +
+          "m.yaml: target.key: must be ≤ 4294967295 (GRE key is 32 bits)\n" +
+          "m.yaml: snaplen: must be ≥ 14 (OVS Mirror.snaplen takes 14..65535)",
+      );
+    }
+  });
+});
+
+describe("spec from flags", () => {
+  it("builds pods, ports and selector sources and each target", () => {
+    expect(
+      specFromFlags(
+        {
+          pod: ["web-0,web-1", "web-2"],
+          direction: "egress",
+          "erspan-sink": "pod:sinks/rx",
+          "session-id": "5",
+          "erspan-version": "1",
+          ttl: "2h",
+          snaplen: "128",
+          label: ["team=sre"],
+        },
+        "web",
+        "shop",
+      ),
+    ).toEqual({
+      name: "web",
+      namespace: "shop",
+      sources: { type: "pods", names: ["web-0", "web-1", "web-2"] },
+      direction: "egress",
+      target: { type: "erspan", sink: { pod: { namespace: "sinks", name: "rx" } }, sessionId: 5, version: 1 },
+      ttlSeconds: 7200,
+      snaplen: 128,
+      labels: { team: "sre" },
+    });
+    expect(specFromFlags({ port: ["lsp-1"], direction: "both", collector: true }, "a", "b")).toMatchObject({
+      sources: { type: "ports", names: ["lsp-1"] },
+      target: { type: "collector" },
+    });
+    expect(
+      specFromFlags({ selector: "app=web", direction: "both", "gre-sink": "10.0.0.9", key: "0" }, "a", "b"),
+    ).toMatchObject({
+      sources: { type: "selector", matchLabels: { app: "web" } },
+      target: { type: "gre", sink: "10.0.0.9", key: 0 },
+    });
+  });
+});

@@ -1,0 +1,633 @@
+/**
+ * The ovn-applier service: a BullMQ worker on `ovn-apply` that reconciles one mirror per job,
+ * level-based, from the LATEST desired record in the store (never from the job payload, which
+ * only names the mirror), plus the loops that keep NB and the store converged without a
+ * request: monitor-driven drift triggers, TTL expiry, and sweeps.
+ *
+ *   const applier = await createApplier({ nb, redis, workerRedis, store, events, logger, metrics });
+ *   await applier.start();
+ *   http.addCheck("nb", applier.checks.nb);
+ *   …
+ *   await applier.stop();
+ *
+ * One job:
+ *   lock(mirror) → record = store.getMirror()
+ *     absent            → remove any NB rows it still owns (orphan)
+ *     expired, not yet  → store.applyExpire() (atomic; publishes `expired`), then as deleting
+ *     deleting          → NB rows removed → status Deleted|Expired → `deleted` → store.purge()
+ *     otherwise         → Applying (new generation) → one NB transaction (`applied`)
+ *                         → hv_cfg ≥ nb_cfg → Active | Degraded (`active`/`degraded`),
+ *                           `drift_repaired` when NB had drifted from an applied generation;
+ *                           a delayed job at expiresAt
+ *   terminal error      → status Failed, `failed`, BullMQ UnrecoverableError (no retry)
+ *   retryable error     → thrown: BullMQ retries with exponential backoff and jitter; on the
+ *                         last attempt status Failed (retryable), and the pending sweep retries it
+ *
+ * Concurrency: a Redis lock per mirror (lock.ts) makes one replica reconcile a mirror at a
+ * time; BullMQ's own job ids (`<ns>/<name>@<generation>`) fold duplicate enqueues.
+ */
+import { Worker, UnrecoverableError, type Job, type JobsOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import {
+  mirrorJobId,
+  OVN_APPLY_QUEUE,
+  OvnApplyJob,
+  type JobReason,
+  type MirrorRecord,
+  type MirrorStatus,
+} from "@ovntap/contracts";
+import type { OvsdbClient } from "@ovntap/ovsdb";
+import type { Logger, Metrics } from "@ovntap/runtime";
+import {
+  APPLY_JOB_NAME,
+  createApplyQueue,
+  DEFAULT_PREFIX,
+  enqueueApply,
+  makeEvent,
+  type ApplyQueue,
+  type EventLog,
+  type Store,
+  type StoredMirror,
+} from "@ovntap/store";
+import type { EventDetail, EventType } from "@ovntap/contracts";
+import { DEFAULT_CONFIG, type ApplierConfig } from "./config.js";
+import { LockBusyError, MirrorLocks } from "./lock.js";
+import { ReconcileError } from "./nb/errors.js";
+import { mirrorId, parseMirrorId } from "./nb/names.js";
+import type { DesiredMirror } from "./nb/plan.js";
+import { NbReconciler, toReconcileError, type ConvergeResult } from "./nb/reconciler.js";
+import { NbState } from "./nb/state.js";
+import { NbWatcher, type TriggerReason } from "./nb/watcher.js";
+import { buildStatus, eventIds, PRINCIPAL, sameStatus } from "./status.js";
+
+export interface ApplierDeps {
+  /** A connected OVN NB client; the applier monitors through it. The caller closes it. */
+  nb: OvsdbClient;
+  /** Store, lock and queue producer ("client" role connection). */
+  redis: Redis;
+  /** For the BullMQ Worker ("worker" role: maxRetriesPerRequest null); BullMQ duplicates it for blocking calls. */
+  workerRedis: Redis;
+  store: Store;
+  events: Pick<EventLog, "publish">;
+  logger: Logger;
+  metrics?: Metrics | undefined;
+  config?: Partial<ApplierConfig>;
+  /** Readiness of NATS (main passes `nats.isConnected`). */
+  natsConnected?: () => boolean;
+  /** Store key prefix, for the lock keys (default "{ovntap}", a Redis Cluster hash tag). */
+  storePrefix?: string | undefined;
+  now?: () => Date;
+}
+
+/** What one reconcile of a mirror ended in. */
+export type ReconcileOutcome =
+  | { type: "active" | "degraded"; result: ConvergeResult }
+  | { type: "deleted" | "expired"; removed: readonly string[] }
+  | { type: "absent"; removed: readonly string[] }
+  | { type: "foreign" };
+
+export interface Applier {
+  readonly state: NbState;
+  readonly reconciler: NbReconciler;
+  readonly watcher: NbWatcher;
+  readonly queue: ApplyQueue;
+  /** Starts the worker, the watcher and the sweeps (the NB monitor is up after createApplier). */
+  start(): Promise<void>;
+  /** Stops taking jobs, waits for running ones, stops the loops (connections stay open). */
+  stop(): Promise<void>;
+  /** Readiness checks for /readyz. */
+  readonly checks: Readonly<Record<string, () => boolean>>;
+  /** One reconcile of a mirror, as a job does it (holding the lock). */
+  reconcile(ref: { namespace: string; name: string }, reason?: JobReason): Promise<ReconcileOutcome>;
+  /** Runs the TTL sweep once. */
+  sweepExpiries(): Promise<void>;
+}
+
+/** Our own enqueues (triggers, expiry, retries) back off exponentially with jitter. */
+const OWN_JOB_OPTIONS = {
+  attempts: 8,
+  backoff: { type: "exponential", delay: 500, jitter: 0.5 },
+  removeOnComplete: true,
+  removeOnFail: true,
+} as const satisfies JobsOptions;
+
+const TRIGGER_REASON: Record<TriggerReason, JobReason> = {
+  drift: "drift",
+  port: "pods_changed",
+  chassis: "resync",
+  resync: "resync",
+};
+
+export async function createApplier(deps: ApplierDeps): Promise<Applier> {
+  const config: ApplierConfig = { ...DEFAULT_CONFIG, ...deps.config };
+  const log = deps.logger;
+  const now = deps.now ?? (() => new Date());
+  const { store } = deps;
+
+  const state = await NbState.start(deps.nb, { logger: log });
+  const reconciler = await NbReconciler.create({
+    state,
+    logger: log,
+    collectorSink: config.collectorSink,
+    hvTimeoutMs: config.hvTimeoutMs,
+  });
+  const watcher = new NbWatcher(state, reconciler, { logger: log, checkIntervalMs: config.driftCheckMs });
+  const queue = createApplyQueue({
+    connection: deps.redis,
+    ...(config.bullmqPrefix !== undefined ? { prefix: config.bullmqPrefix } : {}),
+  });
+  const locks = new MirrorLocks(deps.redis, {
+    prefix: deps.storePrefix ?? DEFAULT_PREFIX,
+    ttlMs: config.lockTtlMs,
+    logger: log,
+  });
+
+  const m = deps.metrics;
+  const metrics = m && {
+    reconciles: m.counter({
+      name: "ovn_applier_reconciles_total",
+      help: "Mirror reconciles by outcome (active, degraded, deleted, expired, absent, foreign, failed, error)",
+      labelNames: ["outcome"],
+    }),
+    latency: m.histogram({
+      name: "ovn_applier_reconcile_duration_seconds",
+      help: "Time of one reconcile, lock held, by outcome (includes the wait for the chassis)",
+      labelNames: ["outcome"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    }),
+    applied: m.histogram({
+      name: "ovn_applier_commit_seconds",
+      help: "From the start of a reconcile to the NB commit",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    }),
+    keys: m.counter({
+      name: "ovn_applier_keys_allocated_total",
+      help: "GRE keys / ERSPAN session ids allocated",
+    }),
+    conflicts: m.counter({
+      name: "ovn_applier_key_conflicts_total",
+      help: "NB transactions re-planned because a concurrent writer changed the rows towards a sink",
+    }),
+    drift: m.counter({
+      name: "ovn_applier_drift_repairs_total",
+      help: "Reconciles that repaired drift in NB",
+    }),
+  };
+  let conflictsSeen = 0;
+  const countConflicts = () => {
+    const c = reconciler.counters.keyConflicts;
+    metrics?.conflicts.inc(c - conflictsSeen);
+    conflictsSeen = c;
+  };
+
+  async function publish<T extends EventType>(
+    type: T,
+    record: MirrorRecord,
+    eventId: string,
+    detail: EventDetail<T>,
+  ): Promise<void> {
+    const ev = makeEvent(type, {
+      namespace: record.spec.namespace,
+      mirror: record.spec.name,
+      generation: record.generation,
+      principal: PRINCIPAL,
+      requestId: record.requestId,
+      eventId,
+      detail,
+      time: now(),
+    });
+    await deps.events.publish(ev);
+  }
+
+  async function writeStatus(
+    ns: string,
+    name: string,
+    previous: MirrorStatus | undefined,
+    next: MirrorStatus,
+  ) {
+    if (sameStatus(previous, next)) return previous ?? next;
+    const r = await store.setStatus(ns, name, next);
+    if (r.type !== "updated") log.info({ mirror: `${ns}/${name}`, outcome: r.type }, "status not written");
+    return next;
+  }
+
+  /** A delayed job at expiresAt: the expiry lands on time even with no sweep running. */
+  async function scheduleExpiry(record: MirrorRecord): Promise<void> {
+    const delay = Math.max(0, Date.parse(record.expiresAt) - now().getTime());
+    const data: OvnApplyJob = {
+      namespace: record.spec.namespace,
+      name: record.spec.name,
+      generation: record.generation,
+      reason: "expire",
+    };
+    await queue.add(APPLY_JOB_NAME, data, {
+      ...OWN_JOB_OPTIONS,
+      delay,
+      jobId: `${mirrorJobId(data)}/expire`,
+    });
+  }
+
+  async function deleteMirror(stored: StoredMirror, started: number): Promise<ReconcileOutcome> {
+    const { record } = stored;
+    const { namespace: ns, name } = record.spec;
+    const id = mirrorId({ namespace: ns, name });
+    const expired = stored.deleteReason === "expired";
+    if (expired) {
+      // Also published by whoever expired it; the id makes the two one event.
+      await publish("expired", record, eventIds.perGeneration(ns, name, record.generation, "expired"), {
+        expiresAt: record.expiresAt,
+      });
+    }
+    watcher.cancelChassis(id);
+    const removed = await reconciler.remove(id);
+    if (removed.nbCfg !== undefined && removed.changes.length > 0) {
+      // Deleted means the chassis dropped the tunnels too; not waiting forever for it.
+      const w = await state.waitHvCfg(removed.nbCfg, { timeoutMs: config.hvTimeoutMs });
+      if (!w.synced)
+        log.warn({ mirror: id, nbCfg: removed.nbCfg, hvCfg: w.hvCfg }, "chassis not synced after delete");
+    }
+    const phase = expired ? "Expired" : "Deleted";
+    await publish("deleted", record, eventIds.perGeneration(ns, name, record.generation, "deleted"), {
+      reason: expired ? "expired" : "request",
+    });
+    await writeStatus(
+      ns,
+      name,
+      stored.status,
+      buildStatus({
+        phase,
+        record,
+        observedGeneration: record.generation,
+        previous: stored.status,
+        now: now(),
+      }),
+    );
+    const purged = await store.purge(ns, name, record.generation);
+    if (purged.type === "generation_mismatch") {
+      throw new ReconcileError("UNAVAILABLE", `mirror ${id} changed while it was being deleted; retrying`);
+    }
+    log.info(
+      {
+        mirror: id,
+        generation: record.generation,
+        phase,
+        removed: removed.removed,
+        ms: Date.now() - started,
+      },
+      "mirror deleted",
+    );
+    return { type: expired ? "expired" : "deleted", removed: removed.removed };
+  }
+
+  async function applyMirror(
+    stored: StoredMirror,
+    ctx: { attempt: number; final: boolean; reason: JobReason; signal?: AbortSignal | undefined },
+  ): Promise<ReconcileOutcome> {
+    const { record } = stored;
+    const { namespace: ns, name } = record.spec;
+    const id = mirrorId({ namespace: ns, name });
+    const gen = record.generation;
+    let previous: MirrorStatus | undefined = stored.status;
+    const newGeneration = previous.observedGeneration < gen;
+    if (newGeneration) {
+      await publish("applying", record, eventIds.perGeneration(ns, name, gen, "applying"), {
+        reason: ctx.reason,
+        attempt: Math.min(ctx.attempt, 1_000_000),
+      });
+      previous = await writeStatus(
+        ns,
+        name,
+        previous,
+        buildStatus({
+          phase: "Applying",
+          record,
+          observedGeneration: previous.observedGeneration,
+          previous,
+          now: now(),
+        }),
+      );
+    }
+    const desired: DesiredMirror = { namespace: ns, name, generation: gen, spec: record.spec };
+    let result: ConvergeResult;
+    try {
+      result = await reconciler.converge(desired, {
+        observedGeneration: stored.status.observedGeneration,
+        hvTimeoutMs: config.hvTimeoutMs,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onApplied: async (a) => {
+          metrics?.applied.observe(a.appliedMs / 1000);
+          // Once per generation (a write to an already applied generation is drift, reported
+          // as drift_repaired below); also when this generation's commit happened in an
+          // earlier attempt whose publish failed (the id makes it one event).
+          if (newGeneration) {
+            await publish("applied", record, eventIds.perGeneration(ns, name, gen, "applied"), {
+              rows: a.rows.map((r) => r.name),
+              ...(a.key !== undefined ? { key: a.key } : {}),
+              ...(a.sessionId !== undefined ? { sessionId: a.sessionId } : {}),
+              ...(a.sink !== undefined ? { sink: a.sink } : {}),
+              ...(a.nbCfg !== undefined ? { nbCfg: a.nbCfg } : {}),
+            });
+          }
+        },
+      });
+    } catch (err) {
+      countConflicts();
+      const re = err instanceof ReconcileError ? err : asReconcileError(err);
+      if (!re.retryable || ctx.final) {
+        await publish("failed", record, eventIds.perGeneration(ns, name, gen, `failed-${re.code}`), {
+          code: re.code,
+          message: re.message.slice(0, 4000),
+          retryable: re.retryable,
+        });
+        await writeStatus(
+          ns,
+          name,
+          previous,
+          buildStatus({
+            phase: "Failed",
+            record,
+            // A terminal failure is this generation's outcome; a retryable one stays pending
+            // so the sweep tries it again.
+            observedGeneration: re.retryable ? stored.status.observedGeneration : gen,
+            previous,
+            reason: re.reason,
+            message: re.message.slice(0, 4000),
+            now: now(),
+          }),
+        );
+      }
+      throw re;
+    }
+    countConflicts();
+    metrics?.keys.inc(result.keysAllocated);
+    if (result.phase === undefined) return { type: "foreign" };
+
+    if (result.drift) {
+      metrics?.drift.inc();
+      await publish(
+        "drift_repaired",
+        record,
+        eventIds.perTransaction(ns, name, gen, "drift_repaired", result.nbCfg),
+        {
+          repairs: result.changes.map((c) => ({
+            table: c.table,
+            name: c.name,
+            action: c.action,
+          })),
+        },
+      );
+    }
+    const next = buildStatus({
+      phase: result.phase,
+      record,
+      observedGeneration: gen,
+      previous,
+      result,
+      now: now(),
+    });
+    // Phase events on transitions only (and once per generation), not on every no-op resync.
+    if (result.phase === "Active" && (newGeneration || previous?.phase !== "Active")) {
+      await publish("active", record, eventIds.transition(ns, name, gen, "active", previous), {
+        ports: [...result.ports],
+        ...(result.hvCfg !== undefined ? { hvCfg: result.hvCfg } : {}),
+      });
+    } else if (
+      result.phase === "Degraded" &&
+      (newGeneration || previous?.phase !== "Degraded" || previous.reason !== next.reason)
+    ) {
+      await publish("degraded", record, eventIds.transition(ns, name, gen, "degraded", previous), {
+        reason: result.reason ?? "Unknown",
+        message: result.message ?? "",
+        ...(result.missingPorts.length ? { ports: [...result.missingPorts] } : {}),
+      });
+    }
+    await writeStatus(ns, name, previous, next);
+    if (result.phase === "Degraded" && result.reason === "ChassisNotSynced" && result.nbCfg !== undefined) {
+      watcher.awaitChassis(id, result.nbCfg);
+    }
+    await scheduleExpiry(record);
+    return { type: result.phase === "Active" ? "active" : "degraded", result };
+  }
+
+  async function reconcileNow(
+    ref: { namespace: string; name: string },
+    ctx: { attempt: number; final: boolean; reason: JobReason; signal?: AbortSignal | undefined },
+  ): Promise<ReconcileOutcome> {
+    const id = mirrorId(ref);
+    const started = Date.now();
+    let outcome = "error";
+    try {
+      let stored = await store.getMirror(ref.namespace, ref.name);
+      if (stored && !stored.deleting && Date.parse(stored.record.expiresAt) <= now().getTime()) {
+        // Level-based expiry: whatever brought us here, an expired mirror is expired now.
+        const r = await store.applyExpire(ref.namespace, ref.name, now());
+        if (r.type === "expired") await announceExpired(r.record);
+        stored = await store.getMirror(ref.namespace, ref.name);
+      }
+      let result: ReconcileOutcome;
+      if (stored?.record.spec.sources.type === "ovs") {
+        // OVS-level mirrors are the node agent's: their status, their purge. NB holds
+        // nothing of them; anything it still holds under this name goes.
+        await reconciler.remove(id);
+        result = { type: "foreign" };
+      } else if (!stored) {
+        // No record: whatever NB still holds for it is an orphan.
+        const removed = await reconciler.remove(id);
+        result = { type: "absent", removed: removed.removed };
+      } else if (stored.deleting) {
+        result = await deleteMirror(stored, started);
+      } else {
+        result = await applyMirror(stored, ctx);
+      }
+      outcome = result.type;
+      return result;
+    } catch (err) {
+      outcome = err instanceof ReconcileError && !err.retryable ? "failed" : "error";
+      throw err;
+    } finally {
+      metrics?.reconciles.inc({ outcome });
+      metrics?.latency.observe({ outcome }, (Date.now() - started) / 1000);
+    }
+  }
+
+  async function announceExpired(record: MirrorRecord): Promise<void> {
+    const { namespace: ns, name } = record.spec;
+    log.info(
+      { mirror: `${ns}/${name}`, expiresAt: record.expiresAt, generation: record.generation },
+      "mirror expired",
+    );
+    await publish("expired", record, eventIds.perGeneration(ns, name, record.generation, "expired"), {
+      expiresAt: record.expiresAt,
+    });
+  }
+
+  async function processJob(job: Job<OvnApplyJob>): Promise<string> {
+    const parsed = OvnApplyJob.safeParse(job.data);
+    if (!parsed.success)
+      throw new UnrecoverableError(`invalid ovn-apply job ${job.id}: ${parsed.error.message}`);
+    const data = parsed.data;
+    const attempt = job.attemptsMade + 1;
+    const final = attempt >= (job.opts.attempts ?? 1);
+    try {
+      const r = await locks.withLock(mirrorId(data), { waitMs: config.lockWaitMs }, (signal) =>
+        reconcileNow(data, { attempt, final, reason: data.reason, signal }),
+      );
+      return r.type;
+    } catch (err) {
+      if (err instanceof ReconcileError && !err.retryable) throw new UnrecoverableError(err.message);
+      if (err instanceof LockBusyError)
+        log.info({ mirror: mirrorId(data), jobId: job.id }, "mirror busy, retrying later");
+      throw err;
+    }
+  }
+
+  const worker = new Worker<OvnApplyJob, string>(OVN_APPLY_QUEUE, processJob, {
+    connection: deps.workerRedis,
+    concurrency: config.concurrency,
+    autorun: false,
+    ...(config.bullmqPrefix !== undefined ? { prefix: config.bullmqPrefix } : {}),
+  });
+  worker.on("failed", (job, err) =>
+    log.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: err.message }, "ovn-apply job failed"),
+  );
+  worker.on("error", (err) => log.error({ err }, "ovn-apply worker error"));
+
+  // ---------------------------------------------------------------------------------------
+  // Triggers and sweeps
+
+  async function enqueueTrigger(id: string, reason: TriggerReason): Promise<void> {
+    const ref = parseMirrorId(id);
+    if (!ref) return;
+    // The payload only names the mirror (the job reads the latest record); a mirror known
+    // nowhere (an orphan) still needs a valid generation in the payload.
+    const generation =
+      reconciler.desiredOf(id)?.generation ??
+      (await store.getRecord(ref.namespace, ref.name))?.generation ??
+      1;
+    const data: OvnApplyJob = { ...ref, generation, reason: TRIGGER_REASON[reason] };
+    // One queued trigger per mirror and reason; removed when done so the next one can queue.
+    await queue.add(APPLY_JOB_NAME, data, {
+      ...OWN_JOB_OPTIONS,
+      jobId: `${ref.namespace}/${ref.name}/${reason}`,
+    });
+  }
+  watcher.on("trigger", (id, reason) => {
+    enqueueTrigger(id, reason).catch((err: unknown) =>
+      log.warn({ err, mirror: id, reason }, "trigger enqueue failed"),
+    );
+  });
+
+  async function sweepExpiries(): Promise<void> {
+    for (const due of await store.dueExpiries(now())) {
+      const r = await store.applyExpire(due.namespace, due.name, now());
+      if (r.type !== "expired") continue;
+      await announceExpired(r.record);
+      await enqueueApply(
+        queue,
+        { namespace: due.namespace, name: due.name, generation: r.record.generation, reason: "expire" },
+        { backoff: OWN_JOB_OPTIONS.backoff },
+      );
+    }
+  }
+
+  async function sweepPending(): Promise<void> {
+    for (const p of await store.pendingReconcile()) {
+      const { jobId } = await enqueueApply(
+        queue,
+        { namespace: p.namespace, name: p.name, generation: p.generation, reason: p.reason },
+        { backoff: OWN_JOB_OPTIONS.backoff },
+      );
+      // BullMQ keeps a failed job's id, so the add above was a no-op; a generation left
+      // pending by a retryable failure is retried here.
+      const job = await queue.getJob(jobId);
+      if (job && (await job.isFailed())) {
+        log.info({ jobId }, "retrying failed ovn-apply job");
+        await job.retry("failed");
+      }
+    }
+  }
+
+  async function resync(): Promise<void> {
+    const mirrors = await store.listMirrors();
+    const live = new Set<string>();
+    for (const s of mirrors) {
+      const id = mirrorId(s.record.spec);
+      live.add(id);
+      if (s.deleting) continue;
+      reconciler.remember({
+        namespace: s.record.spec.namespace,
+        name: s.record.spec.name,
+        generation: s.record.generation,
+        spec: s.record.spec,
+      });
+    }
+    for (const id of reconciler.knownIds()) if (!live.has(id)) reconciler.forget(id);
+    // NB rows owned by mirrors the store no longer has: remove them.
+    for (const id of reconciler.ownedIds()) if (!live.has(id)) await enqueueTrigger(id, "resync");
+    watcher.checkAll();
+  }
+
+  const loops: NodeJS.Timeout[] = [];
+  const running = new Set<string>();
+  function every(name: string, ms: number, fn: () => Promise<void>): void {
+    const tick = () => {
+      if (running.has(name)) return; // never overlap a slow run with the next
+      running.add(name);
+      fn()
+        .catch((err: unknown) => log.warn({ err, loop: name }, "sweep failed"))
+        .finally(() => running.delete(name));
+    };
+    const t = setInterval(tick, ms);
+    t.unref();
+    loops.push(t);
+    tick();
+  }
+
+  let started = false;
+  return {
+    state,
+    reconciler,
+    watcher,
+    queue,
+    checks: {
+      nb: () => state.ready,
+      redis: () => deps.redis.status === "ready",
+      nats: () => deps.natsConnected?.() ?? true,
+      worker: () => started && worker.isRunning(),
+    },
+    async start() {
+      if (started) return;
+      started = true;
+      watcher.start();
+      void worker.run().catch((err: unknown) => log.error({ err }, "ovn-apply worker stopped"));
+      await worker.waitUntilReady();
+      // At once, then periodically: a restart lands overdue expiries immediately.
+      every("expiry", config.expirySweepMs, sweepExpiries);
+      every("pending", config.pendingSweepMs, sweepPending);
+      every("resync", config.resyncIntervalMs, resync);
+      log.info({ concurrency: config.concurrency }, "ovn-applier started");
+    },
+    async stop() {
+      for (const t of loops.splice(0)) clearInterval(t);
+      watcher.stop();
+      await worker.close();
+      await queue.close();
+      await state.stop();
+      started = false;
+      log.info({}, "ovn-applier stopped");
+    },
+    reconcile: (ref, reason = "resync") =>
+      locks.withLock(mirrorId(ref), { waitMs: config.lockWaitMs }, (signal) =>
+        reconcileNow(ref, { attempt: 1, final: false, reason, signal }),
+      ),
+    sweepExpiries,
+  };
+}
+
+/** Store/NATS/unknown failures: retryable unless known otherwise. */
+function asReconcileError(err: unknown): ReconcileError {
+  const mapped = toReconcileError(err);
+  if (mapped instanceof ReconcileError) return mapped;
+  const message = mapped instanceof Error ? mapped.message : String(mapped);
+  return new ReconcileError("UNAVAILABLE", message, { cause: err, retryable: true });
+}

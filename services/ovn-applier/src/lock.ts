@@ -1,0 +1,116 @@
+/**
+ * One reconcile of a mirror at a time across replicas: a Redis lock per mirror with a random
+ * token and an expiry (SET NX PX), renewed while held and released only by its holder
+ * (compare-and-delete in Lua), as in the single-instance Redis locking pattern.
+ *
+ *   const lock = new MirrorLocks(redis, { prefix: "{ovntap}", ttlMs: 15_000, logger });
+ *   await lock.withLock("shop/web", { waitMs: 60_000 }, async (signal) => reconcile(signal));
+ *
+ * Why a lock rather than BullMQ groups: per-group concurrency is a BullMQ Pro feature; a lock
+ * also covers work started outside the queue. The expiry bounds how long a crashed replica
+ * blocks a mirror. If a renewal finds the lock gone (expired during a long stall, taken by
+ * another replica), `signal` aborts; the NB write is one atomic transaction and status
+ * writes are generation-guarded by the store, so the worst case is a redundant reconcile.
+ */
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Logger } from "@ovntap/runtime";
+
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
+
+/** The lock stayed with another holder for the whole wait; retry later. */
+export class LockBusyError extends Error {
+  override name = "LockBusyError";
+  constructor(
+    readonly id: string,
+    waitedMs: number,
+  ) {
+    super(`mirror ${id} is being reconciled by another replica (waited ${waitedMs} ms); retry later`);
+  }
+}
+
+export interface MirrorLocksOptions {
+  /** Key prefix; the key is `<prefix>:ovn-applier:lock:<id>`. */
+  prefix: string;
+  ttlMs: number;
+  logger: Logger;
+}
+
+export class MirrorLocks {
+  private readonly log: Logger;
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: MirrorLocksOptions,
+  ) {
+    this.log = options.logger.child({ component: "lock" });
+  }
+
+  key(id: string): string {
+    return `${this.options.prefix}:ovn-applier:lock:${id}`;
+  }
+
+  /** Tries once; returns the token when acquired. */
+  async tryAcquire(id: string): Promise<string | undefined> {
+    const token = randomBytes(16).toString("hex");
+    const ok = await this.redis.set(this.key(id), token, "PX", this.options.ttlMs, "NX");
+    return ok === "OK" ? token : undefined;
+  }
+
+  async release(id: string, token: string): Promise<boolean> {
+    return (await this.redis.eval(RELEASE, 1, this.key(id), token)) === 1;
+  }
+
+  async renew(id: string, token: string): Promise<boolean> {
+    return (await this.redis.eval(RENEW, 1, this.key(id), token, String(this.options.ttlMs))) === 1;
+  }
+
+  /**
+   * Runs `fn` holding the lock of `id`, waiting up to `waitMs` for it (jittered polling).
+   * Throws LockBusyError when the wait runs out.
+   */
+  async withLock<T>(
+    id: string,
+    opts: { waitMs: number; signal?: AbortSignal },
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const started = Date.now();
+    let token: string | undefined;
+    for (let attempt = 0; ; attempt++) {
+      token = await this.tryAcquire(id);
+      if (token) break;
+      const waited = Date.now() - started;
+      if (waited >= opts.waitMs || opts.signal?.aborted) throw new LockBusyError(id, waited);
+      const delay = Math.min(500, 20 * 2 ** attempt) * (0.5 + Math.random());
+      await new Promise((r) => setTimeout(r, Math.min(delay, opts.waitMs - waited)));
+    }
+    const held = token;
+    const controller = new AbortController();
+    const onOuterAbort = () => controller.abort(opts.signal?.reason);
+    opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+    const renewal = setInterval(
+      () => {
+        this.renew(id, held).then(
+          (ok) => {
+            if (!ok && !controller.signal.aborted) {
+              this.log.warn({ mirror: id }, "mirror lock lost");
+              controller.abort(new Error(`lock of ${id} lost`));
+            }
+          },
+          (err: unknown) => this.log.warn({ err, mirror: id }, "mirror lock renewal failed"),
+        );
+      },
+      Math.max(100, Math.floor(this.options.ttlMs / 3)),
+    );
+    try {
+      return await fn(controller.signal);
+    } finally {
+      clearInterval(renewal);
+      opts.signal?.removeEventListener("abort", onOuterAbort);
+      await this.release(id, held).catch((err: unknown) =>
+        // The lock expires by itself; a failed release only delays the next holder.
+        this.log.warn({ err, mirror: id }, "mirror lock release failed"),
+      );
+    }
+  }
+}

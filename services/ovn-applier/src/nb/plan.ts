@@ -1,0 +1,463 @@
+/**
+ * The reconcile plan: a pure function from (desired mirror, NB state) to what must change in
+ * NB, with no I/O, so the whole decision is unit-testable and the same code decides both
+ * "apply" and "is there drift?".
+ *
+ *   const resolved = resolveSpec(desired, { filters, types, collectorSink });
+ *   const plan = planMirror(mirrorId(desired), desired.generation, resolved, view);
+ *   if (plan.changed) await client.transact(NB, planOperations(plan).ops);
+ *
+ * Level-based (controller-runtime style): the plan compares the whole desired state with the
+ * whole observed state every time, so a retried, duplicated or reordered job converges on
+ * the same rows. Only rows whose external_ids name this mirror are ever updated or deleted;
+ * an unowned row in the way is an error, never a target.
+ */
+import type { MirrorSpec } from "@ovntap/contracts";
+import type { NbLogicalSwitchPort, NbMirror } from "@ovntap/ovsdb";
+import { ReconcileError } from "./errors.js";
+import { canonicalSink, keySpace, lowestFree } from "./keys.js";
+import {
+  GENERATION_KEY,
+  KEY_KEY,
+  OWNER_KEY,
+  ownerOf,
+  rowName,
+  type MirrorKey,
+  type RowPart,
+} from "./names.js";
+
+/** A mirror as the store holds it, reduced to what NB reconcile needs. */
+export interface DesiredMirror extends MirrorKey {
+  readonly generation: number;
+  readonly spec: MirrorSpec;
+}
+
+/**
+ * NB Mirror row. `filter` and `type` are typed by the pinned 23.03 schema; newer servers
+ * add values ("both", "local", "lport"), so they are read as plain strings here.
+ */
+export type MirrorRow = Pick<NbMirror, "_uuid" | "name" | "sink" | "index" | "external_ids"> & {
+  readonly filter: string;
+  readonly type: string;
+};
+export type PortRow = Pick<NbLogicalSwitchPort, "_uuid" | "name" | "mirror_rules">;
+export interface GlobalRow {
+  readonly nb_cfg: number;
+  readonly hv_cfg: number;
+}
+
+/** Read access to NB that the planner needs; NbState implements it over the monitor cache. */
+export interface NbView {
+  mirrors(): Iterable<MirrorRow>;
+  port(name: string): PortRow | undefined;
+  /** Ports whose mirror_rules contain this Mirror row. */
+  portsReferencing(mirrorUuid: string): readonly PortRow[];
+  global(): GlobalRow | undefined;
+}
+
+/** A view over plain arrays (unit tests, one-off checks). */
+export function arrayView(state: {
+  mirrors: readonly MirrorRow[];
+  ports: readonly PortRow[];
+  global?: GlobalRow;
+}): NbView {
+  return {
+    mirrors: () => state.mirrors,
+    port: (name) => state.ports.find((p) => p.name === name),
+    portsReferencing: (uuid) => state.ports.filter((p) => p.mirror_rules.includes(uuid)),
+    global: () => state.global,
+  };
+}
+
+export interface PlanOptions {
+  /** Values the live schema's Mirror.filter accepts (capabilities). */
+  readonly filters: readonly string[];
+  /** Values the live schema's Mirror.type accepts. */
+  readonly types: readonly string[];
+  /** The capture exporter's transport address, for `collector` targets (COLLECTOR_SINK). */
+  readonly collectorSink?: string | undefined;
+}
+
+export interface DesiredRow {
+  readonly name: string;
+  readonly filter: string;
+  readonly part: RowPart | undefined;
+}
+
+/** What a spec means for OVN NB, or that it is not this service's to apply. */
+export type Resolution =
+  | {
+      readonly kind: "ovn";
+      readonly type: string;
+      /** Canonical IP text. */
+      readonly sink: string;
+      readonly requestedKey: number | undefined;
+      readonly rows: readonly DesiredRow[];
+      /** Logical switch port names, deduplicated, in spec order. */
+      readonly ports: readonly string[];
+    }
+  | { readonly kind: "foreign"; readonly reason: string };
+
+const unsupported = (message: string) => new ReconcileError("UNSUPPORTED", message);
+
+/**
+ * Maps a spec onto NB: sources → logical switch ports, direction → Mirror rows and filters,
+ * target → type, sink and requested key. Throws ReconcileError (terminal) for what this
+ * applier cannot do.
+ */
+export function resolveSpec(desired: DesiredMirror, options: PlanOptions): Resolution {
+  const { spec, namespace } = desired;
+  let ports: string[];
+  switch (spec.sources.type) {
+    case "pods":
+      // Kube-OVN names a pod's logical switch port `<pod>.<namespace>`.
+      ports = spec.sources.names.map((pod) => `${pod}.${namespace}`);
+      break;
+    case "ports":
+      ports = [...spec.sources.names];
+      break;
+    case "selector":
+      throw unsupported(
+        "selector sources need the Kubernetes integration (pod watch), which this applier does not have yet; list the pods with sources.type=pods",
+      );
+    case "ovs":
+      // OVS-level mirrors are the node agent's (queue node.<node>); NB holds nothing for them.
+      return { kind: "foreign", reason: "ovs sources are applied by the node agent" };
+  }
+
+  let type: string;
+  let sinkText: string;
+  let requestedKey: number | undefined;
+  const target = spec.target;
+  switch (target.type) {
+    case "gre":
+    case "erspan": {
+      if (typeof target.sink !== "string") {
+        throw unsupported(
+          "pod sinks are resolved through Kube-OVN's ips.kubeovn.io, which needs the Kubernetes integration this applier does not have yet; give the sink's IP address",
+        );
+      }
+      if (target.type === "erspan" && target.version === 2) {
+        throw unsupported("OVN mirrors emit ERSPAN type II only (ovn-controller sets erspan_ver=1)");
+      }
+      type = target.type;
+      sinkText = target.sink;
+      requestedKey = target.type === "gre" ? target.key : target.sessionId;
+      break;
+    }
+    case "collector":
+      if (!options.collectorSink) {
+        throw unsupported(
+          "collector targets need the capture exporter's transport address: set COLLECTOR_SINK on the ovn-applier",
+        );
+      }
+      type = "gre";
+      sinkText = options.collectorSink;
+      break;
+    case "ovsPort":
+    case "ovsVlan":
+      throw new ReconcileError(
+        "INVALID_REQUEST",
+        `target ${target.type} outputs on an OVS bridge and needs an ovs source`,
+      );
+  }
+  const sink = canonicalSink(sinkText);
+  if (sink === undefined)
+    throw new ReconcileError("INVALID_REQUEST", `sink ${sinkText} is not an IP address`);
+  if (!options.types.includes(type)) {
+    throw unsupported(`this OVN's Mirror.type accepts ${options.types.join(", ") || "nothing"}, not ${type}`);
+  }
+
+  const single = (filter: string): DesiredRow[] => [{ name: rowName(desired), filter, part: undefined }];
+  let rows: DesiredRow[];
+  switch (spec.direction) {
+    case "ingress":
+      rows = single("to-lport"); // towards the pod
+      break;
+    case "egress":
+      rows = single("from-lport"); // what the pod sends
+      break;
+    case "both":
+      rows = options.filters.includes("both")
+        ? single("both")
+        : [
+            // OVN < 23.06: two rows, each its own tunnel, hence its own key.
+            { name: rowName(desired, "out"), filter: "from-lport", part: "out" },
+            { name: rowName(desired, "in"), filter: "to-lport", part: "in" },
+          ];
+      break;
+  }
+  for (const r of rows) {
+    if (!options.filters.includes(r.filter)) {
+      throw unsupported(`this OVN's Mirror.filter accepts ${options.filters.join(", ")}, not ${r.filter}`);
+    }
+  }
+  if (rows.length > 1 && requestedKey !== undefined) {
+    throw unsupported(
+      `direction both on this OVN takes two Mirror rows (Mirror.filter has no "both" before OVN 23.06), and OVS refuses two tunnels to ${sink} with the same key ${requestedKey}; leave the key out to get two allocated keys, or mirror one direction`,
+    );
+  }
+  return { kind: "ovn", type, sink, requestedKey, rows, ports: [...new Set(ports)] };
+}
+
+export type RowAction = "create" | "update" | "keep";
+
+export interface PlannedRow {
+  readonly name: string;
+  readonly part: RowPart | undefined;
+  readonly filter: string;
+  readonly type: string;
+  readonly sink: string;
+  readonly index: number;
+  readonly externalIds: Readonly<Record<string, string>>;
+  readonly action: RowAction;
+  /** The existing row's UUID (update, keep). */
+  readonly uuid: string | undefined;
+  /** How mutations refer to the row: its UUID, or the insert's uuid-name. */
+  readonly ref: string;
+  readonly key: "kept" | "allocated" | "requested";
+  /** Columns an update changes. */
+  readonly changed: readonly string[];
+}
+
+/** One change the transaction makes, as drift_repaired reports it. */
+export interface Change {
+  readonly table: "Mirror" | "Logical_Switch_Port";
+  readonly name: string;
+  readonly action: "created" | "updated" | "deleted";
+  readonly detail?: string;
+}
+
+/**
+ * Optimistic concurrency for keys: the rows towards one sink spelling, projected on
+ * [name, index], as we saw them. A `wait` with timeout 0 makes the transaction fail if any
+ * writer changed that set in between (RFC 7047 §5.2.6).
+ */
+export interface KeyGuard {
+  readonly sink: string;
+  readonly rows: readonly { readonly name: string; readonly index: number }[];
+}
+
+export interface Plan {
+  readonly id: string;
+  /** 0 for a removal. */
+  readonly generation: number;
+  readonly rows: readonly PlannedRow[];
+  readonly deletes: readonly MirrorRow[];
+  readonly attach: readonly { readonly port: PortRow; readonly refs: readonly string[] }[];
+  readonly detach: readonly { readonly port: PortRow; readonly uuids: readonly string[] }[];
+  readonly guards: readonly KeyGuard[];
+  /** Desired ports that exist in NB. */
+  readonly ports: readonly string[];
+  /** Desired ports NB does not have (yet). */
+  readonly missingPorts: readonly string[];
+  readonly changes: readonly Change[];
+  readonly keysAllocated: number;
+  /** Whether a transaction is needed. */
+  readonly changed: boolean;
+  readonly type: string | undefined;
+  readonly sink: string | undefined;
+}
+
+/** Rows owned by `id`. */
+export function ownedRows(view: NbView, id: string): MirrorRow[] {
+  const out: MirrorRow[] = [];
+  for (const r of view.mirrors()) if (ownerOf(r) === id) out.push(r);
+  return out;
+}
+
+function sameMap(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+/**
+ * The plan that makes NB match `resolved` (or, with `undefined`, removes everything `id`
+ * owns). Throws ReconcileError: ALREADY_EXISTS when an unowned row holds one of our names,
+ * KEY_IN_USE for a requested key used towards the sink, KEY_SPACE_EXHAUSTED.
+ */
+export function planMirror(
+  id: string,
+  generation: number,
+  resolved: Resolution | undefined,
+  view: NbView,
+): Plan {
+  const owned = ownedRows(view, id);
+  const ovn = resolved?.kind === "ovn" ? resolved : undefined;
+  const desiredRows = ovn?.rows ?? [];
+  const desiredNames = new Set(desiredRows.map((r) => r.name));
+  const all = [...view.mirrors()];
+  const byName = new Map(all.map((r) => [r.name, r]));
+  const changes: Change[] = [];
+
+  for (const r of desiredRows) {
+    const existing = byName.get(r.name);
+    if (existing && ownerOf(existing) !== id) {
+      const owner = ownerOf(existing);
+      throw new ReconcileError(
+        "ALREADY_EXISTS",
+        `NB Mirror ${r.name} exists and belongs to ${owner ? `ovntap mirror ${owner}` : "someone else (no ovntap/mirror external_id)"}; ovntap never touches rows it does not own: delete or rename that row`,
+      );
+    }
+  }
+
+  const rows: PlannedRow[] = [];
+  const guards: KeyGuard[] = [];
+  let keysAllocated = 0;
+  if (ovn) {
+    const sinkRows = all.filter((r) => canonicalSink(r.sink) === ovn.sink);
+    const space = keySpace(ovn.type);
+    const chosen = new Set<number>();
+    let guarded = false;
+    desiredRows.forEach((d, i) => {
+      const existing = byName.get(d.name);
+      // Keys towards this sink held by any other row (ours or not, stale or not: a row
+      // deleted in this transaction may still hold its tunnel on a chassis), plus the
+      // keys given to this plan's earlier rows.
+      const used = new Set(chosen);
+      const holders = new Map<number, string>();
+      for (const r of sinkRows) {
+        if (r.name === d.name) continue;
+        used.add(r.index);
+        holders.set(r.index, r.name);
+      }
+      let index: number;
+      let key: PlannedRow["key"];
+      const inSpace = (k: number | undefined): k is number =>
+        k !== undefined && Number.isSafeInteger(k) && k >= space.min && k <= space.max;
+      // The key this row should have: the requested one, else the one allocated to it
+      // before (recorded in external_ids, so an out-of-band edit of `index` is drift and is
+      // put back), else whatever it has.
+      const recorded = existing?.external_ids[KEY_KEY];
+      const preferred =
+        ovn.requestedKey ??
+        (recorded !== undefined && /^\d+$/.test(recorded) ? Number(recorded) : existing?.index);
+      if (inSpace(preferred) && !used.has(preferred)) {
+        index = preferred;
+        key = ovn.requestedKey !== undefined ? "requested" : "kept";
+      } else if (ovn.requestedKey !== undefined) {
+        const holder = holders.get(ovn.requestedKey);
+        throw new ReconcileError(
+          "KEY_IN_USE",
+          `${ovn.type === "erspan" ? "ERSPAN session id" : "GRE key"} ${ovn.requestedKey} is already used towards ${ovn.sink}${holder ? ` by NB Mirror ${holder}` : ""}, and OVS refuses a second tunnel to one sink with the same key; choose another or leave it out to have one allocated`,
+        );
+      } else {
+        const free = lowestFree(used, space);
+        if (free === undefined) {
+          throw new ReconcileError(
+            "KEY_SPACE_EXHAUSTED",
+            `no free ${ovn.type === "erspan" ? "ERSPAN session id (0-1023)" : "GRE key"} towards ${ovn.sink}: every one is used by a Mirror row; delete some or use another sink`,
+          );
+        }
+        index = free;
+        key = "allocated";
+        keysAllocated++;
+      }
+      // A key that is new towards this sink must be guarded against concurrent allocators;
+      // one this row already holds there is ours (every other writer sees it).
+      if (!(existing && canonicalSink(existing.sink) === ovn.sink && existing.index === index))
+        guarded = true;
+      chosen.add(index);
+
+      const externalIds = {
+        ...existing?.external_ids,
+        [OWNER_KEY]: id,
+        [GENERATION_KEY]: String(generation),
+        [KEY_KEY]: String(index),
+      };
+      const changed: string[] = [];
+      if (existing) {
+        if (existing.filter !== d.filter) changed.push("filter");
+        if (existing.sink !== ovn.sink) changed.push("sink");
+        if (existing.type !== ovn.type) changed.push("type");
+        if (existing.index !== index) changed.push("index");
+        if (!sameMap(existing.external_ids, externalIds)) changed.push("external_ids");
+      }
+      const action: RowAction = !existing ? "create" : changed.length > 0 ? "update" : "keep";
+      rows.push({
+        name: d.name,
+        part: d.part,
+        filter: d.filter,
+        type: ovn.type,
+        sink: ovn.sink,
+        index,
+        externalIds,
+        action,
+        uuid: existing?._uuid,
+        ref: existing?._uuid ?? `row${i}`,
+        key,
+        changed,
+      });
+      if (action === "create") changes.push({ table: "Mirror", name: d.name, action: "created" });
+      if (action === "update")
+        changes.push({ table: "Mirror", name: d.name, action: "updated", detail: changed.join(",") });
+    });
+    if (guarded) {
+      // One wait per spelling of the sink seen in NB, and one for ours (maybe no row yet):
+      // a concurrent allocator writes the canonical spelling, so that wait catches it.
+      const spellings = new Set([ovn.sink, ...sinkRows.map((r) => r.sink)]);
+      for (const s of spellings) {
+        guards.push({
+          sink: s,
+          rows: sinkRows.filter((r) => r.sink === s).map((r) => ({ name: r.name, index: r.index })),
+        });
+      }
+    }
+  }
+
+  const deletes = owned.filter((r) => !desiredNames.has(r.name));
+  for (const r of deletes) changes.push({ table: "Mirror", name: r.name, action: "deleted" });
+
+  // Attachments. Desired rows are referenced from every desired port; any owned row left
+  // in any other port's mirror_rules (or a stale row in a desired port) is detached.
+  const keptUuids = new Set(rows.flatMap((r) => (r.uuid ? [r.uuid] : [])));
+  const ownedUuids = new Set(owned.map((r) => r._uuid));
+  const attach: { port: PortRow; refs: string[] }[] = [];
+  const detach = new Map<string, { port: PortRow; uuids: string[] }>();
+  const present: string[] = [];
+  const missingPorts: string[] = [];
+  const wanted = new Set(ovn?.ports ?? []);
+  for (const name of ovn?.ports ?? []) {
+    const port = view.port(name);
+    if (!port) {
+      missingPorts.push(name);
+      continue;
+    }
+    present.push(name);
+    const refs = rows
+      .filter((r) => r.uuid === undefined || !port.mirror_rules.includes(r.uuid))
+      .map((r) => r.ref);
+    if (refs.length > 0) attach.push({ port, refs });
+  }
+  for (const u of ownedUuids) {
+    for (const port of view.portsReferencing(u)) {
+      if (wanted.has(port.name) && keptUuids.has(u)) continue;
+      const d = detach.get(port._uuid) ?? { port, uuids: [] };
+      d.uuids.push(u);
+      detach.set(port._uuid, d);
+    }
+  }
+  const touched = new Set([
+    ...attach.map((a) => a.port.name),
+    ...[...detach.values()].map((d) => d.port.name),
+  ]);
+  for (const name of touched) changes.push({ table: "Logical_Switch_Port", name, action: "updated" });
+
+  const changed = rows.some((r) => r.action !== "keep") || deletes.length > 0 || touched.size > 0;
+  return {
+    id,
+    generation,
+    rows,
+    deletes,
+    attach,
+    detach: [...detach.values()],
+    guards,
+    ports: present,
+    missingPorts,
+    changes,
+    keysAllocated,
+    changed,
+    type: ovn?.type,
+    sink: ovn?.sink,
+  };
+}
