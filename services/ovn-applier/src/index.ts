@@ -16,7 +16,7 @@ export { ApplierEnv, applierConfig, DEFAULT_CONFIG, type ApplierConfig } from ".
 export { LockBusyError, MirrorLocks, type MirrorLocksOptions } from "./lock.js";
 export { buildStatus, conditionsOf, eventIds, PRINCIPAL, sameStatus } from "./status.js";
 export { ReconcileError, reasonOf } from "./nb/errors.js";
-export { canonicalSink, keySpace, lowestFree, type KeySpace } from "./nb/keys.js";
+export { canonicalSink, FIRST_ALLOCATED_KEY, keySpace, lowestFree, type KeySpace } from "./nb/keys.js";
 export {
   GENERATION_KEY,
   KEY_KEY,

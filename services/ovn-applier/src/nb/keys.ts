@@ -25,6 +25,14 @@ export function keySpace(type: string): KeySpace {
   return type === "erspan" ? { min: 0, max: ERSPAN_SESSION_MAX } : { min: 0, max: GRE_KEY_MAX };
 }
 
+/**
+ * Allocated keys start at 1. Key 0 is legal and is honoured when asked for, but a GRE key of
+ * 0 reads as "no key" to receivers configured without one (a gretap without `key`), and
+ * session 0 is the default session on many switches; an allocated mirror should never be
+ * mistaken for either.
+ */
+export const FIRST_ALLOCATED_KEY = 1;
+
 /** The smallest key in `space` not in `used`, or undefined when every one is taken. */
 export function lowestFree(used: ReadonlySet<number>, space: KeySpace): number | undefined {
   const taken = [...used].filter((k) => k >= space.min && k <= space.max).sort((a, b) => a - b);

@@ -185,10 +185,10 @@ describe("planMirror", () => {
       expect.objectContaining({
         name: "ovntap.shop.web",
         action: "create",
-        index: 0,
+        index: 1,
         key: "allocated",
         filter: "from-lport",
-        externalIds: { [OWNER_KEY]: "shop/web", [GENERATION_KEY]: "1", [KEY_KEY]: "0" },
+        externalIds: { [OWNER_KEY]: "shop/web", [GENERATION_KEY]: "1", [KEY_KEY]: "1" },
       }),
     ]);
     expect(p.attach).toEqual([{ port: pa, refs: ["row0"] }]);
@@ -210,7 +210,7 @@ describe("planMirror", () => {
     ];
     expect(plan(desired(), { mirrors }).rows[0]?.index).toBe(2);
     const p6 = plan(desired({ target: { type: "gre", sink: v6 } }), { mirrors });
-    expect(p6.rows[0]?.index).toBe(0);
+    expect(p6.rows[0]?.index).toBe(1); // allocation starts at 1
     expect(p6.rows[0]?.sink).toBe(v6);
     // one guard per spelling seen, plus ours
     expect(p6.guards).toEqual([
@@ -218,9 +218,9 @@ describe("planMirror", () => {
       { sink: "2001:DB8:0::2", rows: [{ name: "v6", index: 4 }] },
     ]);
     const p6b = plan(desired({ target: { type: "gre", sink: v6 } }), {
-      mirrors: [...mirrors, mirrorRow({ name: "v6b", index: 0, sink: v6 })],
+      mirrors: [...mirrors, mirrorRow({ name: "v6b", index: 1, sink: v6 })],
     });
-    expect(p6b.rows[0]?.index).toBe(1);
+    expect(p6b.rows[0]?.index).toBe(2);
   });
 
   it("both on OVN 23.03: two rows, two distinct keys", () => {
@@ -233,6 +233,12 @@ describe("planMirror", () => {
       ["ovntap.shop.web.in", "to-lport", 2],
     ]);
     expect(p.attach[0]?.refs).toEqual(["row0", "row1"]);
+  });
+
+  it("allocates from 1, and still honours a requested key 0", () => {
+    expect(plan(desired(), { mirrors: [] }).rows[0]).toMatchObject({ index: 1, key: "allocated" });
+    const zero = plan(desired({ target: { type: "gre", sink: SINK, key: 0 } }), { mirrors: [] });
+    expect(zero.rows[0]).toMatchObject({ index: 0, key: "requested" });
   });
 
   it("a requested key in use is KEY_IN_USE; a free one is used", () => {
@@ -296,7 +302,7 @@ describe("planMirror", () => {
       mirrors: [row, mirrorRow({ name: "manual", index: 3 })],
       ports: [port("pod-a.shop", [row._uuid])],
     });
-    expect(p.rows[0]).toMatchObject({ action: "update", index: 0, key: "allocated" });
+    expect(p.rows[0]).toMatchObject({ action: "update", index: 1, key: "allocated" });
     expect(p.guards).toHaveLength(1);
   });
 
@@ -321,8 +327,8 @@ describe("planMirror", () => {
     expect(g2.rows[0]).toMatchObject({ action: "update", changed: ["external_ids"], index: 3 });
     const both = plan(desired({ direction: "both" }, 2), { mirrors: [row], ports: [pa] });
     expect(both.rows.map((r) => [r.name, r.action, r.index])).toEqual([
-      ["ovntap.shop.web.out", "create", 0],
-      ["ovntap.shop.web.in", "create", 1],
+      ["ovntap.shop.web.out", "create", 1],
+      ["ovntap.shop.web.in", "create", 2],
     ]);
     expect(both.deletes).toEqual([row]);
     expect(both.detach).toEqual([{ port: pa, uuids: [row._uuid] }]);

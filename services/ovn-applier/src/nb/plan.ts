@@ -15,7 +15,7 @@
 import type { MirrorSpec } from "@ovntap/contracts";
 import type { NbLogicalSwitchPort, NbMirror } from "@ovntap/ovsdb";
 import { ReconcileError } from "./errors.js";
-import { canonicalSink, keySpace, lowestFree } from "./keys.js";
+import { canonicalSink, FIRST_ALLOCATED_KEY, keySpace, lowestFree } from "./keys.js";
 import {
   GENERATION_KEY,
   KEY_KEY,
@@ -342,11 +342,11 @@ export function planMirror(
           `${ovn.type === "erspan" ? "ERSPAN session id" : "GRE key"} ${ovn.requestedKey} is already used towards ${ovn.sink}${holder ? ` by NB Mirror ${holder}` : ""}, and OVS refuses a second tunnel to one sink with the same key; choose another or leave it out to have one allocated`,
         );
       } else {
-        const free = lowestFree(used, space);
+        const free = lowestFree(used, { min: FIRST_ALLOCATED_KEY, max: space.max });
         if (free === undefined) {
           throw new ReconcileError(
             "KEY_SPACE_EXHAUSTED",
-            `no free ${ovn.type === "erspan" ? "ERSPAN session id (0-1023)" : "GRE key"} towards ${ovn.sink}: every one is used by a Mirror row; delete some or use another sink`,
+            `no free ${ovn.type === "erspan" ? `ERSPAN session id (${FIRST_ALLOCATED_KEY}-${space.max})` : "GRE key"} towards ${ovn.sink}: every one is used by a Mirror row; delete some or use another sink`,
           );
         }
         index = free;
