@@ -35,4 +35,18 @@ const r = spawnSync(process.execPath, [join(repoRoot, "deploy", "lab", "dist", "
   cwd: repoRoot,
   stdio: "inherit",
 });
+if (r.status === 0 && verb === "up") {
+  process.stderr.write(`
+Try it (the lab's services are running: intake, ovn-applier):
+  . .lab/env
+  npx ovntap create m1 --namespace default --pod pod-a --direction egress --gre-sink $LAB_SINK_IP --ttl 600 --wait
+  npx ovntap list
+  npx ovntap events --mirror m1
+  ovn-nbctl --db=$OVN_NB_DB mirror-list
+  ip netns exec $LAB_POD_A_NS ping -c 3 $LAB_POD_B_IP &
+  ip netns exec $LAB_SINK_NS tcpdump -c 3 -nvei eth0 'ip proto 47'
+  npx ovntap delete m1 --namespace default --wait
+  npm run lab:down
+`);
+}
 process.exit(r.status ?? 1);
