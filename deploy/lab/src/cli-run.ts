@@ -2,7 +2,7 @@
  * The lab CLI (`npm run lab:up`, `lab:down`, `lab`): what each verb does, apart from
  * the process plumbing in cli.ts, so it can be tested in-process.
  *
- *   lab up [--env-file PATH] [--no-services] [--prefix P] [--transport auto|bridge|tc]
+ *   lab up [--env-out PATH] [--no-services] [--prefix P] [--transport auto|bridge|tc]
  *   lab down [--state PATH]
  *   lab status [--state PATH]
  */
@@ -27,7 +27,7 @@ export interface CliIo {
 const USAGE = `usage: lab <command> [options]
 
   up      bring the lab up (root)
-            --env-file PATH   where to write the env file (default <repo>/.lab/env)
+            --env-out PATH   where to write the env file (default <repo>/.lab/env)
             --no-services     do not start the services under services/
             --prefix P        name prefix for namespaces and links (default random)
             --transport T     auto | bridge | tc (how the sink path crosses the root namespace)
@@ -71,7 +71,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         io.out(`▸ removing what is left of an earlier lab (${old.prefix})\n`);
         await teardown(old, (m) => io.out(`  ${m}\n`));
       }
-      const envFile = args["env-file"] ?? join(labDir, "env");
+      const envFile = args["env-out"] ?? join(labDir, "env");
       try {
         const lab = await startLab({
           envFile,
@@ -134,7 +134,8 @@ function parse(argv: readonly string[]) {
   return parseArgs({
     args: [...argv],
     options: {
-      "env-file": { type: "string" },
+      // Not --env-file: Node 20 takes that flag for itself wherever it stands on the command line.
+      "env-out": { type: "string" },
       "no-services": { type: "boolean" },
       prefix: { type: "string" },
       transport: { type: "string" },

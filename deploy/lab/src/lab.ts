@@ -9,6 +9,13 @@
  *   await lab.nbctl("lsp-attach-mirror", "pod-a.default", "m1");
  *   await lab.stop();
  *
+ * Faults, as a deployment meets them (each process comes back with the same files,
+ * socket, port and environment, and the state file follows its new pid):
+ *
+ *   await lab.killService("ovn-applier");              // SIGKILL, a crash
+ *   await lab.startService("ovn-applier");             // same env and HTTP port; resolves when ready
+ *   await lab.stopServer("nb"); …; await lab.startServer("nb");   // NB down, then back
+ *
  * Layout (every name carries the prefix; nothing in the root namespace has an address):
  *
  *   ns <p>-pa, <p>-pb     ns <p>-node                       root ns                      ns <p>-sink
@@ -58,7 +65,7 @@ import {
   vethAdd,
 } from "./net.js";
 import { startNatsServer } from "./nats.js";
-import { SCHEMAS, startOvsdbServer } from "./ovsdb.js";
+import { type OvsdbServer, SCHEMAS, startOvsdbServer } from "./ovsdb.js";
 import {
   type Daemon,
   freePort,
@@ -80,6 +87,7 @@ import {
   findRepoRoot,
   type ServiceInfo,
   startService,
+  type StartServiceOptions,
   waitServiceReady,
 } from "./services.js";
 import {
@@ -87,6 +95,7 @@ import {
   type LabState,
   labDirStem,
   newState,
+  type ProcRecord,
   readState,
   sameProcess,
   teardown,
@@ -152,6 +161,11 @@ export interface LabOptions {
   stateCopy?: string;
   /** Start the services under services/ (default true). */
   services?: boolean;
+  /**
+   * Extra environment for every service (a POLICY_FILE for intake, LOG_LEVEL, an applier's
+   * tuning); the lab's own variables (the env file's, HTTP_HOST/HTTP_PORT) still win.
+   */
+  serviceEnv?: Readonly<Record<string, string>>;
   /** Where services/ is; found from this module's location when omitted. */
   repoRoot?: string;
   /** How the transport crosses the root namespace; "auto" = a bridge if the kernel has one, else tc. */
@@ -171,6 +185,27 @@ export class LabNeedsRootError extends Error {
     );
   }
 }
+
+/** A service the lab runs: its current process, the loopback port of its /healthz, /readyz, /metrics, its log. */
+export interface LabService {
+  name: string;
+  pid: number;
+  httpPort: number;
+  log: string;
+  /** Whether that process still runs. */
+  running: boolean;
+}
+
+export interface LabServiceStartOptions {
+  /** Wait until the service is ready (its ready line, else /readyz answering 200); default true. */
+  waitReady?: boolean;
+  /** Deadline of the readiness wait; the lab's waitTimeoutMs by default. */
+  timeoutMs?: number;
+}
+
+/** The lab's servers that tests may stop and start: NATS, Redis, and the three OVSDB servers. */
+export type LabServerName = "nats" | "redis" | "nb" | "sb" | "ovs";
+export const LAB_SERVER_NAMES: readonly LabServerName[] = ["nats", "redis", "nb", "sb", "ovs"];
 
 export interface LogTail {
   file: string;
@@ -239,6 +274,30 @@ export interface Lab {
     at: "sink" | "capture-if",
     opts?: Omit<CaptureGreOptions, "iface" | "netns">,
   ): Promise<GrePacket[]>;
+  /** The services the lab started (after restarts: their current processes). */
+  services(): LabService[];
+  /**
+   * Sends `signal` to a service (default SIGKILL: a crash) and resolves once it has exited.
+   * Nothing restarts it: call startService.
+   */
+  killService(name: string, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts a service that is not running again, as the lab first did: the same environment,
+   * the same HTTP port, its log appended to. Resolves once it is ready (see the options).
+   */
+  startService(name: string, opts?: LabServiceStartOptions): Promise<LabService>;
+  /** killService(name, SIGTERM: a graceful stop), then startService. */
+  restartService(name: string, opts?: LabServiceStartOptions): Promise<LabService>;
+  /**
+   * Stops one of the lab's servers (SIGTERM, then SIGKILL) and keeps what it serves: the
+   * database file and socket (nb, sb, ovs), the port and store (nats, redis). Clients see it
+   * go away until startServer.
+   */
+  stopServer(name: LabServerName): Promise<void>;
+  /** Starts a stopped server again with the same files, socket and port; resolves once it listens. */
+  startServer(name: LabServerName): Promise<void>;
+  /** stopServer, then startServer. */
+  restartServer(name: LabServerName): Promise<void>;
   /** Stops every process, deletes every namespace, link and file the lab made. Idempotent. */
   stop(): Promise<void>;
 }
@@ -390,6 +449,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
 
   let env: LabEnv;
   let nbTcp: string;
+  let launchers!: Record<LabServerName, ServerLauncher>;
+  const serviceRuntime = new Map<string, ServiceRuntime>();
   try {
     // 1. Servers and namespaces at once: nothing among them depends on another.
     const [servers] = await allSettled([
@@ -422,6 +483,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       step("namespaces and links", [], () => makeNetwork(n, state, save, opts.transport ?? "auto")),
     ]);
     const { nats, redis, nb, sb, ovs } = servers;
+    launchers = servers;
     nbTcp = nb.tcp ?? "";
 
     // 2. Configuration written before the daemons that act on it start, so they come up
@@ -608,7 +670,16 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
           state.services = [];
           for (const svc of services) {
             const httpPort = await freePort();
-            const d = startService(svc, { labDir: dir, repoRoot, env: labEnv, extraEnv, httpPort });
+            const startOpts: StartServiceOptions = {
+              labDir: dir,
+              repoRoot,
+              env: labEnv,
+              extraEnv,
+              httpPort,
+              ...(opts.serviceEnv ? { serviceEnv: opts.serviceEnv } : {}),
+            };
+            serviceRuntime.set(svc.name, { svc, opts: startOpts });
+            const d = startService(svc, startOpts);
             track(d);
             state.services.push({ name: svc.name, pid: d.pid, httpPort, log: d.log });
             save();
@@ -677,6 +748,10 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     stateFile,
     envFile: opts.envFile ?? join(dir, "env"),
     daemonEnv,
+    save,
+    launchers,
+    serviceRuntime,
+    waitTimeoutMs,
   });
 }
 
@@ -738,6 +813,15 @@ async function makeNetwork(
   await addrAdd("eth0", `${LAB_TOPOLOGY.sinkIp}/${LAB_TOPOLOGY.transportPrefixLen}`, n.sinkNs);
 }
 
+/** What the lab needs of a server launcher to stop and start it in place. */
+type ServerLauncher = Pick<OvsdbServer, "daemon" | "halt" | "start" | "restart">;
+
+/** How a service was started, to start it again the same way. */
+interface ServiceRuntime {
+  svc: ServiceInfo;
+  opts: StartServiceOptions;
+}
+
 interface MakeLabArgs {
   state: LabState;
   env: LabEnv;
@@ -746,6 +830,11 @@ interface MakeLabArgs {
   stateFile: string;
   envFile: string;
   daemonEnv: NodeJS.ProcessEnv;
+  /** Writes the state file(s). */
+  save: () => void;
+  launchers: Record<LabServerName, ServerLauncher>;
+  serviceRuntime: ReadonlyMap<string, ServiceRuntime>;
+  waitTimeoutMs: number;
 }
 
 function makeLab(a: MakeLabArgs): Lab {
@@ -755,6 +844,65 @@ function makeLab(a: MakeLabArgs): Lab {
   const out = async (cmd: string, args: readonly string[]) =>
     (await run(cmd, args, { env: a.daemonEnv })).stdout;
   let stopping: Promise<void> | undefined;
+
+  /** Records that the process `oldPid` was replaced by `d`, so teardown stops the new one. */
+  const replaced = (oldPid: number, d: Daemon) => {
+    const rec: ProcRecord = { name: d.name, pid: d.pid, startTime: procStartTime(d.pid), log: d.log };
+    const i = state.pids.findIndex((p) => p.pid === oldPid);
+    if (i >= 0) state.pids[i] = rec;
+    else state.pids.push(rec);
+    a.save();
+  };
+  const serviceRecord = (name: string) => {
+    const rec = state.services?.find((s) => s.name === name);
+    if (!rec) {
+      const known = (state.services ?? []).map((s) => s.name).join(", ") || "none";
+      throw new Error(`the lab runs no service '${name}' (its services: ${known})`);
+    }
+    return rec;
+  };
+  const killService = async (name: string, signal: NodeJS.Signals = "SIGKILL") => {
+    const rec = serviceRecord(name);
+    if (!isAlive(rec.pid)) return;
+    try {
+      process.kill(rec.pid, signal);
+    } catch {
+      return; // gone meanwhile
+    }
+    await waitFor(() => !isAlive(rec.pid), {
+      what: `service ${name} (pid ${rec.pid}) to exit after ${signal}`,
+      timeoutMs: signal === "SIGKILL" ? 10_000 : 60_000,
+      intervalMs: 20,
+    });
+  };
+  const startServiceAgain = async (name: string, o: LabServiceStartOptions = {}): Promise<LabService> => {
+    const rec = serviceRecord(name);
+    const rt = a.serviceRuntime.get(name);
+    if (!rt) throw new Error(`service '${name}' was not started by this lab process`);
+    if (isAlive(rec.pid)) throw new Error(`service ${name} still runs (pid ${rec.pid}): kill it first`);
+    const logOffset = readText(rec.log).length;
+    const d = startService(rt.svc, rt.opts);
+    replaced(rec.pid, d);
+    rec.pid = d.pid;
+    a.save();
+    if (o.waitReady !== false) {
+      await waitServiceReady(rt.svc, d, rt.opts.httpPort, o.timeoutMs ?? a.waitTimeoutMs, logOffset);
+    }
+    return { ...rec, running: isAlive(d.pid) };
+  };
+  const launcher = (name: LabServerName) => {
+    const l = a.launchers[name];
+    if (!l) throw new Error(`no lab server '${name}' (servers: ${LAB_SERVER_NAMES.join(", ")})`);
+    return l;
+  };
+  /** Runs a start of a server and records its new process. */
+  const startingServer = async (name: LabServerName, how: (l: ServerLauncher) => Promise<void>) => {
+    const l = launcher(name);
+    const oldPid = l.daemon.pid;
+    await how(l);
+    if (l.daemon.pid !== oldPid) replaced(oldPid, l.daemon);
+  };
+
   return {
     prefix: state.prefix,
     dir,
@@ -788,6 +936,16 @@ function makeLab(a: MakeLabArgs): Lab {
         ...opts,
         ...(at === "sink" ? { netns: env.LAB_SINK_NS, iface: "eth0" } : { iface: env.LAB_CAPTURE_IF }),
       }),
+    services: () => (state.services ?? []).map((s) => ({ ...s, running: isAlive(s.pid) })),
+    killService,
+    startService: startServiceAgain,
+    restartService: async (name, o) => {
+      await killService(name, "SIGTERM");
+      return startServiceAgain(name, o);
+    },
+    stopServer: (name) => launcher(name).halt(),
+    startServer: (name) => startingServer(name, (l) => l.start()),
+    restartServer: (name) => startingServer(name, (l) => l.restart()),
     stop: () => (stopping ??= teardown(state)),
   };
 }

@@ -5,12 +5,15 @@
  *   const nats = await startNatsServer();
  *   // nats.url === "nats://127.0.0.1:<port>"
  *   await nats.restart();   // same port, same JetStream store
+ *   await nats.halt();      // down until …
+ *   await nats.start();     // … it listens on the same port with the same store again
  *   await nats.stop();
  */
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   type Daemon,
+  isAlive,
   makeTempDir,
   readText,
   removeDir,
@@ -35,8 +38,14 @@ export interface NatsServer {
   readonly port: number;
   readonly dir: string;
   readonly daemon: Daemon;
+  /** Whether the server process runs (false after halt() or stop(), or when it died). */
+  readonly running: boolean;
   /** Stops and starts it again on the same port with the same JetStream store. */
   restart(): Promise<void>;
+  /** Stops the process (SIGTERM, then SIGKILL) and keeps the port and the store for start(). */
+  halt(): Promise<void>;
+  /** Starts it again after halt() (or a crash) on the same port with the same JetStream store. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -90,6 +99,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
 
   let { daemon, url } = await launch(-1);
   const port = Number(new URL(url).port);
+  let removed = false;
   const server: NatsServer = {
     get url() {
       return url;
@@ -99,13 +109,25 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     get daemon() {
       return daemon;
     },
+    get running() {
+      return isAlive(daemon.pid);
+    },
     async restart() {
       await daemon.stop();
       ({ daemon, url } = await launch(port));
     },
+    halt: () => daemon.stop(),
+    async start() {
+      if (removed) throw new Error("nats-server was stopped and its directory removed: start a new one");
+      if (isAlive(daemon.pid)) return;
+      ({ daemon, url } = await launch(port));
+    },
     async stop() {
       await daemon.stop();
-      if (ownDir) removeDir(dir);
+      if (ownDir) {
+        removed = true;
+        removeDir(dir);
+      }
     },
   };
   return server;

@@ -6,12 +6,15 @@
  *   const nb = await startOvsdbServer({ schema: SCHEMAS.nb, name: "nb", tcp: true });
  *   // nb.unix === "unix:/…/nb.sock", nb.tcp === "tcp:127.0.0.1:<port>"
  *   await nb.restart();    // same database file, same socket, same TCP port
+ *   await nb.halt();       // down (clients see the socket vanish) until …
+ *   await nb.start();      // … it serves the same file on the same socket and port again
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import {
   type Daemon,
+  isAlive,
   makeTempDir,
   readText,
   removeDir,
@@ -51,7 +54,13 @@ export interface OvsdbServer {
   readonly ctl: string;
   readonly dir: string;
   readonly daemon: Daemon;
+  /** Whether the server process runs (false after halt() or stop(), or when it died). */
+  readonly running: boolean;
   restart(): Promise<void>;
+  /** Stops the process (SIGTERM, then SIGKILL) and keeps the database file, socket path and TCP port for start(). */
+  halt(): Promise<void>;
+  /** Starts it again after halt() (or a crash): the same database file, socket and TCP port. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -110,6 +119,12 @@ export async function startOvsdbServer(opts: OvsdbServerOptions): Promise<OvsdbS
   };
 
   let daemon = await launch();
+  let removed = false;
+  const halt = async () => {
+    await daemon.stop();
+    // A killed server leaves its socket file; the next launch waits for a fresh one.
+    removeDir(socketPath);
+  };
   return {
     unix: `unix:${socketPath}`,
     socketPath,
@@ -122,14 +137,27 @@ export async function startOvsdbServer(opts: OvsdbServerOptions): Promise<OvsdbS
     get daemon() {
       return daemon;
     },
+    get running() {
+      return isAlive(daemon.pid);
+    },
     async restart() {
-      await daemon.stop();
+      await halt();
+      daemon = await launch();
+    },
+    halt,
+    async start() {
+      if (removed)
+        throw new Error(`ovsdb-server ${name} was stopped and its directory removed: start a new one`);
+      if (isAlive(daemon.pid)) return;
       removeDir(socketPath);
       daemon = await launch();
     },
     async stop() {
       await daemon.stop();
-      if (ownDir) removeDir(dir);
+      if (ownDir) {
+        removed = true;
+        removeDir(dir);
+      }
     },
   };
 }

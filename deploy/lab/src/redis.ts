@@ -4,12 +4,15 @@
  *
  *   const redis = await startRedisServer();
  *   // redis.url === "redis://127.0.0.1:<port>"
+ *   await redis.halt();     // down until …
+ *   await redis.start();    // … it listens on the same port with the same data again
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   type Daemon,
   freePort,
+  isAlive,
   makeTempDir,
   readText,
   removeDir,
@@ -30,7 +33,13 @@ export interface RedisServer {
   readonly port: number;
   readonly dir: string;
   readonly daemon: Daemon;
+  /** Whether the server process runs (false after halt() or stop(), or when it died). */
+  readonly running: boolean;
   restart(): Promise<void>;
+  /** Stops the process (SIGTERM: it writes its append-only file) and keeps the port and data for start(). */
+  halt(): Promise<void>;
+  /** Starts it again after halt() (or a crash) on the same port with the same data. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -96,6 +105,12 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   }
   if (!daemon) throw new Error("redis-server found no free port after 5 attempts");
   let current: Daemon = daemon;
+  let removed = false;
+  const relaunch = async () => {
+    const d = await launch(port);
+    if (!d) throw new Error(`redis-server could not listen on ${port} again`);
+    current = d;
+  };
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -103,15 +118,25 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     get daemon() {
       return current;
     },
+    get running() {
+      return isAlive(current.pid);
+    },
     async restart() {
       await current.stop();
-      const d = await launch(port);
-      if (!d) throw new Error(`redis-server could not listen on ${port} again`);
-      current = d;
+      await relaunch();
+    },
+    halt: () => current.stop(),
+    async start() {
+      if (removed) throw new Error("redis-server was stopped and its directory removed: start a new one");
+      if (isAlive(current.pid)) return;
+      await relaunch();
     },
     async stop() {
       await current.stop();
-      if (ownDir) removeDir(dir);
+      if (ownDir) {
+        removed = true;
+        removeDir(dir);
+      }
     },
   };
 }

@@ -68,6 +68,11 @@ export interface StartServiceOptions {
   env: LabEnv;
   /** Extra variables for the process (markers, run dirs). */
   extraEnv?: Record<string, string>;
+  /**
+   * Variables for the service's own configuration (POLICY_FILE, LOG_LEVEL, tuning): they
+   * override the inherited environment but not the lab's (env, HTTP_HOST/HTTP_PORT, extraEnv).
+   */
+  serviceEnv?: Readonly<Record<string, string>>;
   /** Loopback port for the service's /healthz, /readyz and /metrics (HTTP_PORT). */
   httpPort: number;
   timeoutMs?: number;
@@ -88,6 +93,7 @@ export function startService(svc: ServiceInfo, opts: StartServiceOptions): Daemo
     cwd: opts.repoRoot,
     env: {
       ...process.env,
+      ...opts.serviceEnv,
       ...opts.env,
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: String(opts.httpPort),
@@ -119,11 +125,13 @@ export async function waitServiceReady(
   daemon: Daemon,
   httpPort: number,
   timeoutMs = 30_000,
+  /** Where this run's lines begin in the log (a restarted service appends to it). */
+  logOffset = 0,
 ): Promise<void> {
   const outcome = await waitFor(
     async () => {
       if (!isAlive(daemon.pid)) return "exited";
-      if (svc.ready) return svc.ready.test(readText(daemon.log)) && "ready";
+      if (svc.ready) return svc.ready.test(readText(daemon.log).slice(logOffset)) && "ready";
       return (await httpStatus(httpPort, "/readyz")) === 200 && "ready";
     },
     { what: `service ${svc.name} to be ready (log: ${daemon.log})`, timeoutMs },

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { reqSubject, Reply } from "@ovntap/contracts";
 import { arbitraries } from "@ovntap/contracts/internal";
 import { waitFor } from "@ovntap/lab";
-import { createEventLog, enqueueApply } from "@ovntap/store";
+import { createEventLog, enqueueApply, makeEvent } from "@ovntap/store";
 import type { EventLog } from "@ovntap/store";
 import { createLogger } from "@ovntap/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -196,6 +196,41 @@ describe("intake faults (one intake per test, on its own servers)", () => {
       expect(jobs.map((j) => j.id).sort()).toEqual([`${namespace}/fine@1`, `${namespace}/lost@1`]);
     } finally {
       await faulty.stop();
+    }
+  });
+
+  it("records `accepted` before the job is queued: an applier that takes it at once never precedes it", async () => {
+    const events = createEventLog({
+      nc: servers.intakeNats.nc,
+      logger: createLogger({ name: "t", level: "silent" }),
+    });
+    // An applier as fast as can be: it takes the job the moment it is queued and says so.
+    const eager: Built = await buildIntake(servers, {
+      subject: "ovntap.v1.req.order-ns",
+      queueGroup: "order",
+      enqueue: async (job) => {
+        await events.publish(
+          makeEvent("applying", {
+            namespace: job.namespace,
+            mirror: job.name,
+            generation: job.generation,
+            principal: "system:ovntap:ovn-applier",
+            requestId: randomUUID(),
+            detail: { reason: job.reason, attempt: 1 },
+          }),
+        );
+      },
+    });
+    try {
+      const namespace = "order-ns";
+      expect((await send(servers, namespace, create(namespace, "web"))).ok).toBe(true);
+      expect((await events.history(namespace, "web")).map((e) => e.type)).toEqual([
+        "requested",
+        "accepted",
+        "applying",
+      ]);
+    } finally {
+      await eager.stop();
     }
   });
 

@@ -10,8 +10,8 @@
  *
  * Per request, in order: JSON → `validateRequest(raw, { subject })` → identity (principal.ts) →
  * dedupe lookup (a duplicate gets its first reply again; another body under the same id is a
- * CONFLICT) → `requested` event (mutating ops) → policy → the store's atomic write → enqueue →
- * `accepted` events → reply. Every refusal is a `rejected` event and changes nothing else. Reads
+ * CONFLICT) → `requested` event (mutating ops) → policy → the store's atomic write → `accepted`
+ * events → enqueue → reply. Every refusal is a `rejected` event and changes nothing else. Reads
  * (get, list) record only refusals. A request without a reply subject is processed the same way.
  */
 import { performance } from "node:perf_hooks";
@@ -321,6 +321,9 @@ export function createIntake(deps: IntakeDeps): Intake {
       generation: record.generation,
       reason,
     };
+    // The audit trail first: an applier may take the job the moment it is queued, and its
+    // `applying` must not land in the stream before the `accepted` it acts on.
+    await flushOutbox(ctx.requestId, outbox);
     try {
       await enqueue(job);
     } catch (err) {
@@ -329,7 +332,6 @@ export function createIntake(deps: IntakeDeps): Intake {
       enqueueFailures?.inc();
       log.error({ err, ...job }, "enqueue failed, the reconcile sweep will enqueue it");
     }
-    await flushOutbox(ctx.requestId, outbox);
     log.info(
       {
         requestId: ctx.requestId,
