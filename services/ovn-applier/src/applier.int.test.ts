@@ -406,6 +406,38 @@ describe("ovn-applier service on a real lab", () => {
     ]);
   });
 
+  it("the chassis wait holds no job: Applying until hv_cfg catches up, finished after a restart too", async () => {
+    const ctl = lab.state().pids.find((p) => p.name === "ovn-controller.out");
+    expect(ctl).toBeDefined();
+    process.kill(ctl!.pid, "SIGSTOP");
+    try {
+      const { record, jobId } = await create(spec("svc-handoff"));
+      await waitFor(async () => types(await trail("svc-handoff")).includes("applied"), {
+        what: "svc-handoff applied",
+        timeoutMs: 10_000,
+      });
+      // The generation's job is done (no worker held for the chassis); the mirror is Applying.
+      await waitFor(async () => (await producer.getJob(jobId))?.isCompleted(), {
+        what: `${jobId} completed`,
+        timeoutMs: 5_000,
+      });
+      expect((await statusOf("svc-handoff"))?.phase).toBe("Applying");
+      // The replica that was waiting goes away; the next one's start-up resync picks it up.
+      await applier!.stop();
+      applier = await newApplier();
+      process.kill(ctl!.pid, "SIGCONT");
+      const status = await waitPhase("svc-handoff", "Active");
+      expect(status.observedGeneration).toBe(record.generation);
+      await waitFor(async () => types(await trail("svc-handoff")).includes("active"), { what: "active" });
+      expect(types(await trail("svc-handoff"))).toEqual(["applying", "applied", "active"]);
+      // Applying (perhaps written again by the new replica), then Active; never anything else.
+      const phases = statuses.filter((s) => s.id === "default/svc-handoff").map((s) => s.status.phase);
+      expect([...new Set(phases)]).toEqual(["Applying", "Active"]);
+    } finally {
+      process.kill(ctl!.pid, "SIGCONT");
+    }
+  });
+
   it("two replicas: many mirrors, each reconciled once at a time, all Active with distinct keys", async () => {
     const second = await newApplier({ ownNb: true });
     try {

@@ -16,9 +16,12 @@
  *     expired, not yet  → store.applyExpire() (atomic; publishes `expired`), then as deleting
  *     deleting          → NB rows removed → status Deleted|Expired → `deleted` → store.purge()
  *     otherwise         → Applying (new generation) → one NB transaction (`applied`)
- *                         → hv_cfg ≥ nb_cfg → Active | Degraded (`active`/`degraded`),
- *                           `drift_repaired` when NB had drifted from an applied generation;
- *                           a delayed job at expiresAt
+ *                         → hv_cfg ≥ nb_cfg already (or within HV_INLINE_WAIT_MS)?
+ *                             yes → Active (`active`); a delayed job at expiresAt
+ *                             no  → the job ends, still Applying; when hv_cfg gets there the
+ *                                   watcher runs a follow-up reconcile here that finds NB
+ *                                   unchanged → Active; HV_TIMEOUT_MS after the commit → Degraded
+ *                         `drift_repaired` when NB had drifted from an applied generation
  *   terminal error      → status Failed, `failed`, BullMQ UnrecoverableError (no retry)
  *   retryable error     → thrown: BullMQ retries with exponential backoff and jitter; on the
  *                         last attempt status Failed (retryable), and the pending sweep retries it
@@ -26,6 +29,7 @@
  * Concurrency: a Redis lock per mirror (lock.ts) makes one replica reconcile a mirror at a
  * time; BullMQ's own job ids (`<ns>/<name>@<generation>`) fold duplicate enqueues.
  */
+import { randomBytes } from "node:crypto";
 import { Worker, UnrecoverableError, type Job, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import {
@@ -82,6 +86,8 @@ export interface ApplierDeps {
 /** What one reconcile of a mirror ended in. */
 export type ReconcileOutcome =
   | { type: "active" | "degraded"; result: ConvergeResult }
+  /** Committed; the watcher reconciles it again when the chassis catches up (or at the deadline). */
+  | { type: "applying"; result: ConvergeResult }
   | { type: "deleted" | "expired"; removed: readonly string[] }
   | { type: "absent"; removed: readonly string[] }
   | { type: "foreign" };
@@ -110,6 +116,9 @@ const OWN_JOB_OPTIONS = {
   removeOnComplete: true,
   removeOnFail: true,
 } as const satisfies JobsOptions;
+
+/** BullMQ priority of chassis triggers (0, no priority, comes first; higher numbers later). */
+const CHASSIS_PRIORITY = 10;
 
 const TRIGGER_REASON: Record<TriggerReason, JobReason> = {
   drift: "drift",
@@ -146,7 +155,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   const metrics = m && {
     reconciles: m.counter({
       name: "ovn_applier_reconciles_total",
-      help: "Mirror reconciles by outcome (active, degraded, deleted, expired, absent, foreign, failed, error)",
+      help: "Mirror reconciles by outcome (active, applying: committed and waiting for the chassis, degraded, deleted, expired, absent, foreign, failed, error)",
       labelNames: ["outcome"],
     }),
     latency: m.histogram({
@@ -157,7 +166,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     }),
     applied: m.histogram({
       name: "ovn_applier_commit_seconds",
-      help: "From the start of a reconcile to the NB commit",
+      help: "From the start of a reconcile to its NB commit (reconciles that committed)",
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     }),
     keys: m.counter({
@@ -289,7 +298,10 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     const gen = record.generation;
     let previous: MirrorStatus | undefined = stored.status;
     const newGeneration = previous.observedGeneration < gen;
-    if (newGeneration) {
+    // An earlier job of this process committed this generation and ended while the chassis
+    // caught up: `applying` and `applied` are out already, the status says Applying.
+    const committedHere = newGeneration && reconciler.committedGeneration(id) === gen;
+    if (newGeneration && !committedHere) {
       await publish("applying", record, eventIds.perGeneration(ns, name, gen, "applying"), {
         reason: ctx.reason,
         attempt: Math.min(ctx.attempt, 1_000_000),
@@ -313,13 +325,14 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       result = await reconciler.converge(desired, {
         observedGeneration: stored.status.observedGeneration,
         hvTimeoutMs: config.hvTimeoutMs,
+        inlineWaitMs: config.hvInlineWaitMs,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         onApplied: async (a) => {
-          metrics?.applied.observe(a.appliedMs / 1000);
+          if (a.outcome === "applied") metrics?.applied.observe(a.appliedMs / 1000);
           // Once per generation (a write to an already applied generation is drift, reported
           // as drift_repaired below); also when this generation's commit happened in an
           // earlier attempt whose publish failed (the id makes it one event).
-          if (newGeneration) {
+          if (newGeneration && (!committedHere || a.outcome === "applied")) {
             await publish("applied", record, eventIds.perGeneration(ns, name, gen, "applied"), {
               rows: a.rows.map((r) => r.name),
               ...(a.key !== undefined ? { key: a.key } : {}),
@@ -376,6 +389,14 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
           })),
         },
       );
+    }
+    if (result.phase === "Applying" && result.nbCfg !== undefined) {
+      // Committed, and the chassis is not there yet: rather than hold a worker (and this
+      // mirror's lock) until it is, the job ends here and the watcher triggers the next
+      // reconcile when hv_cfg reaches nbCfg, or at the deadline (then Degraded). The status
+      // stays Applying; a restart finds it through resync().
+      watcher.awaitChassis(id, result.nbCfg, result.chassisDeadline);
+      return { type: "applying", result };
     }
     const next = buildStatus({
       phase: result.phase,
@@ -484,6 +505,12 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   const worker = new Worker<OvnApplyJob, string>(OVN_APPLY_QUEUE, processJob, {
     connection: deps.workerRedis,
     concurrency: config.concurrency,
+    // A job held by a worker that died (kill -9) is handed back once its lock lapses: with
+    // BullMQ's defaults (30 s lock, 30 s stall checks, two checks) that took up to two minutes
+    // in the fault suite, and no sweep can rescue it meanwhile (the job id is still taken).
+    // A live worker renews the lock every lockDuration/2, so long jobs are unaffected.
+    lockDuration: config.lockTtlMs,
+    stalledInterval: Math.max(1_000, Math.round(config.lockTtlMs / 3)),
     autorun: false,
     ...(config.bullmqPrefix !== undefined ? { prefix: config.bullmqPrefix } : {}),
   });
@@ -506,12 +533,58 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       1;
     const data: OvnApplyJob = { ...ref, generation, reason: TRIGGER_REASON[reason] };
     // One queued trigger per mirror and reason; removed when done so the next one can queue.
+    // Except the chassis: it fires once per wait, and a job of that id still finishing (it may
+    // be the one that registered this very wait) would swallow it. Its NB work is done, only
+    // the status is left to flip, and hv_cfg catching up releases many mirrors at once: those
+    // jobs yield to requests and repairs (BullMQ takes jobs without a priority first).
     await queue.add(APPLY_JOB_NAME, data, {
       ...OWN_JOB_OPTIONS,
-      jobId: `${ref.namespace}/${ref.name}/${reason}`,
+      ...(reason === "chassis" ? { priority: CHASSIS_PRIORITY } : {}),
+      jobId: `${ref.namespace}/${ref.name}/${reason}${reason === "chassis" ? `@${randomBytes(6).toString("hex")}` : ""}`,
     });
   }
+  // Chassis follow-ups run here, beside the worker, a few at a time: when hv_cfg catches up it
+  // releases every mirror committed meanwhile at once, and as BullMQ jobs they filled the worker's
+  // slots ahead of new requests (a priority only orders jobs not started yet). A follow-up that
+  // fails goes to the queue, where BullMQ retries it; one lost with this process is found by
+  // resync().
+  const followUps = new Set<string>();
+  const followUpsRunning = new Set<Promise<void>>();
+  const followUpLimit = Math.max(1, Math.ceil(config.concurrency / 4));
+  let followUpsOpen = true;
+  function pumpFollowUps(): void {
+    while (followUpsOpen && followUpsRunning.size < followUpLimit && followUps.size > 0) {
+      const id = followUps.values().next().value as string;
+      followUps.delete(id);
+      const ref = parseMirrorId(id);
+      if (!ref) continue;
+      const run: Promise<void> = locks
+        .withLock(id, { waitMs: config.lockWaitMs }, (signal) =>
+          reconcileNow(ref, { attempt: 1, final: false, reason: TRIGGER_REASON.chassis, signal }),
+        )
+        .then(
+          () => undefined,
+          async (err: unknown) => {
+            if (err instanceof ReconcileError && !err.retryable) return; // reported as Failed
+            log.warn({ err, mirror: id }, "chassis follow-up failed, queued for retries");
+            await enqueueTrigger(id, "chassis");
+          },
+        )
+        .catch((err: unknown) => log.warn({ err, mirror: id }, "chassis follow-up enqueue failed"))
+        .finally(() => {
+          followUpsRunning.delete(run);
+          pumpFollowUps();
+        });
+      followUpsRunning.add(run);
+    }
+  }
+
   watcher.on("trigger", (id, reason) => {
+    if (reason === "chassis") {
+      followUps.add(id);
+      pumpFollowUps();
+      return;
+    }
     enqueueTrigger(id, reason).catch((err: unknown) =>
       log.warn({ err, mirror: id, reason }, "trigger enqueue failed"),
     );
@@ -547,6 +620,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     }
   }
 
+  let firstResync = true;
   async function resync(): Promise<void> {
     const mirrors = await store.listMirrors();
     const live = new Set<string>();
@@ -554,6 +628,14 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       const id = mirrorId(s.record.spec);
       live.add(id);
       if (s.deleting) continue;
+      // Waiting for the chassis with nobody here waiting for it — a replica that ended between
+      // its commit and the chassis catching up: look again. At start, any; later, those that
+      // have waited longer than the chassis may take (the others are in some job's hands).
+      const waiting =
+        s.status.phase === "Applying" ||
+        (s.status.phase === "Degraded" && s.status.reason === "ChassisNotSynced");
+      const stale = firstResync || now().getTime() - Date.parse(s.status.updatedAt) > config.hvTimeoutMs;
+      if (waiting && stale && !watcher.awaitingChassis(id)) await enqueueTrigger(id, "chassis");
       reconciler.remember({
         namespace: s.record.spec.namespace,
         name: s.record.spec.name,
@@ -561,6 +643,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
         spec: s.record.spec,
       });
     }
+    firstResync = false;
     for (const id of reconciler.knownIds()) if (!live.has(id)) reconciler.forget(id);
     // NB rows owned by mirrors the store no longer has: remove them.
     for (const id of reconciler.ownedIds()) if (!live.has(id)) await enqueueTrigger(id, "resync");
@@ -598,6 +681,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     async start() {
       if (started) return;
       started = true;
+      followUpsOpen = true;
       watcher.start();
       void worker.run().catch((err: unknown) => log.error({ err }, "ovn-apply worker stopped"));
       await worker.waitUntilReady();
@@ -610,6 +694,9 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     async stop() {
       for (const t of loops.splice(0)) clearInterval(t);
       watcher.stop();
+      followUpsOpen = false;
+      followUps.clear();
+      await Promise.allSettled([...followUpsRunning]);
       await worker.close();
       await queue.close();
       await state.stop();

@@ -21,8 +21,14 @@ export const ApplierEnv = z.object({
     .optional(),
   /** Jobs processed at once by this replica. */
   APPLIER_CONCURRENCY: envVar.integer({ min: 1, max: 256 }).default(8),
-  /** How long a reconcile waits for hv_cfg ≥ nb_cfg before reporting Degraded (ChassisNotSynced). */
+  /** How long after a commit the chassis may take (hv_cfg ≥ nb_cfg) before the mirror is Degraded (ChassisNotSynced). */
   HV_TIMEOUT_MS: envVar.durationMs().default(30_000),
+  /**
+   * How long a job itself waits for the chassis before it ends and leaves the rest to the NB
+   * watcher (the mirror stays Applying until hv_cfg catches up). 0: jobs never hold a worker
+   * for the chassis, so APPLIER_CONCURRENCY bounds NB work, not chassis latency.
+   */
+  HV_INLINE_WAIT_MS: envVar.durationMs().default(0),
   /** Expiry of the per-mirror Redis lock; renewed every third of it while a reconcile runs. */
   LOCK_TTL_MS: envVar.integer({ min: 1_000 }).default(15_000),
   /** How long a job waits for another replica's lock on the same mirror before retrying later. */
@@ -48,6 +54,7 @@ export interface ApplierConfig {
   concurrency: number;
   collectorSink?: string | undefined;
   hvTimeoutMs: number;
+  hvInlineWaitMs: number;
   lockTtlMs: number;
   lockWaitMs: number;
   expirySweepMs: number;
@@ -60,6 +67,7 @@ export interface ApplierConfig {
 export const DEFAULT_CONFIG: ApplierConfig = {
   concurrency: 8,
   hvTimeoutMs: 30_000,
+  hvInlineWaitMs: 0,
   lockTtlMs: 15_000,
   lockWaitMs: 60_000,
   expirySweepMs: 1_000,
@@ -73,6 +81,7 @@ export function applierConfig(env: ApplierEnv): ApplierConfig {
     concurrency: env.APPLIER_CONCURRENCY,
     collectorSink: env.COLLECTOR_SINK !== undefined ? canonicalIp(env.COLLECTOR_SINK) : undefined,
     hvTimeoutMs: env.HV_TIMEOUT_MS,
+    hvInlineWaitMs: env.HV_INLINE_WAIT_MS,
     lockTtlMs: env.LOCK_TTL_MS,
     lockWaitMs: env.LOCK_WAIT_MS,
     expirySweepMs: env.EXPIRY_SWEEP_MS,

@@ -44,7 +44,21 @@ export function lowestFree(used: ReadonlySet<number>, space: KeySpace): number |
   return candidate <= space.max ? candidate : undefined;
 }
 
-/** The canonical form of a sink as stored in a row, or undefined when it is no IP (type local/lport sinks are port names). */
+/** Sinks seen so far → canonical form; a few distinct sinks, looked up for every row of every plan. */
+const canonicalSinks = new Map<string, string | undefined>();
+const CANONICAL_SINKS_MAX = 4096;
+
+/**
+ * The canonical form of a sink as stored in a row, or undefined when it is no IP (type
+ * local/lport sinks are port names). Memoized: the planner and the watcher ask for every Mirror
+ * row's sink on every plan, and parsing and formatting the address each time was most of the
+ * applier's CPU with a thousand mirrors.
+ */
 export function canonicalSink(sink: string): string | undefined {
-  return canonicalIp(sink);
+  const known = canonicalSinks.get(sink);
+  if (known !== undefined || canonicalSinks.has(sink)) return known;
+  const c = canonicalIp(sink);
+  if (canonicalSinks.size >= CANONICAL_SINKS_MAX) canonicalSinks.clear();
+  canonicalSinks.set(sink, c);
+  return c;
 }

@@ -2,8 +2,8 @@ import { MirrorSpec } from "@ovntap/contracts";
 import { nbOp } from "@ovntap/ovsdb";
 import { describe, expect, it } from "vitest";
 import { ReconcileError, reasonOf } from "./errors.js";
-import { keySpace, lowestFree } from "./keys.js";
-import { GENERATION_KEY, KEY_KEY, mirrorId, OWNER_KEY, parseMirrorId, rowName } from "./names.js";
+import { canonicalSink, keySpace, lowestFree } from "./keys.js";
+import { GENERATION_KEY, KEY_KEY, mirrorId, OWNER_KEY, ownerOf, parseMirrorId, rowName } from "./names.js";
 import { planOperations } from "./ops.js";
 import {
   arrayView,
@@ -11,6 +11,7 @@ import {
   resolveSpec,
   type DesiredMirror,
   type MirrorRow,
+  type NbView,
   type PlanOptions,
   type PortRow,
 } from "./plan.js";
@@ -50,14 +51,34 @@ function mirrorRow(over: Partial<MirrorRow> & { name: string }): MirrorRow {
 }
 const port = (name: string, mirror_rules: string[] = []): PortRow => ({ _uuid: uuid(), name, mirror_rules });
 
+/**
+ * The view NbState gives: the same rows, read only through the name/owner/sink indexes (a
+ * scan of every row throws, so a plan that would still scan fails the test).
+ */
+function indexedView(state: { mirrors: readonly MirrorRow[]; ports: readonly PortRow[] }): NbView {
+  return {
+    ...arrayView(state),
+    mirrors: () => {
+      throw new Error("a plan over the indexed view scanned every Mirror row");
+    },
+    mirrorByName: (name) => state.mirrors.find((r) => r.name === name),
+    mirrorsOwnedBy: (id) => state.mirrors.filter((r) => ownerOf(r) === id),
+    mirrorsTowards: (sink) => state.mirrors.filter((r) => (canonicalSink(r.sink) ?? r.sink) === sink),
+  };
+}
+
+/** Plans over the plain rows; every test also checks that the indexed view plans the same. */
 function plan(
   d: DesiredMirror | undefined,
   state: { mirrors?: MirrorRow[]; ports?: PortRow[] },
   opts = OVN_2303,
 ) {
   const id = d ? mirrorId(d) : "shop/web";
-  const view = arrayView({ mirrors: state.mirrors ?? [], ports: state.ports ?? [] });
-  return planMirror(id, d?.generation ?? 0, d ? resolveSpec(d, opts) : undefined, view);
+  const rows = { mirrors: state.mirrors ?? [], ports: state.ports ?? [] };
+  const resolved = d ? resolveSpec(d, opts) : undefined;
+  const scanned = planMirror(id, d?.generation ?? 0, resolved, arrayView(rows));
+  expect(planMirror(id, d?.generation ?? 0, resolved, indexedView(rows))).toEqual(scanned);
+  return scanned;
 }
 
 function failure(f: () => unknown): ReconcileError {

@@ -53,6 +53,13 @@ export interface NbView {
   /** Ports whose mirror_rules contain this Mirror row. */
   portsReferencing(mirrorUuid: string): readonly PortRow[];
   global(): GlobalRow | undefined;
+  // Indexes over mirrors() (NbState keeps them); without them the planner scans every row.
+  /** The Mirror row with this name (names are unique in NB). */
+  mirrorByName?(name: string): MirrorRow | undefined;
+  /** Rows whose external_ids name this ovntap mirror id. */
+  mirrorsOwnedBy?(id: string): Iterable<MirrorRow>;
+  /** Rows towards this sink, given and compared in canonical form (canonicalSink). */
+  mirrorsTowards?(sink: string): Iterable<MirrorRow>;
 }
 
 /** A view over plain arrays (unit tests, one-off checks). */
@@ -261,6 +268,7 @@ export interface Plan {
 
 /** Rows owned by `id`. */
 export function ownedRows(view: NbView, id: string): MirrorRow[] {
+  if (view.mirrorsOwnedBy) return [...view.mirrorsOwnedBy(id)];
   const out: MirrorRow[] = [];
   for (const r of view.mirrors()) if (ownerOf(r) === id) out.push(r);
   return out;
@@ -286,12 +294,17 @@ export function planMirror(
   const ovn = resolved?.kind === "ovn" ? resolved : undefined;
   const desiredRows = ovn?.rows ?? [];
   const desiredNames = new Set(desiredRows.map((r) => r.name));
-  const all = [...view.mirrors()];
-  const byName = new Map(all.map((r) => [r.name, r]));
+  let scanned: MirrorRow[] | undefined;
+  const all = () => (scanned ??= [...view.mirrors()]);
+  let names: Map<string, MirrorRow> | undefined;
+  const byName = (name: string) =>
+    view.mirrorByName
+      ? view.mirrorByName(name)
+      : (names ??= new Map(all().map((r) => [r.name, r]))).get(name);
   const changes: Change[] = [];
 
   for (const r of desiredRows) {
-    const existing = byName.get(r.name);
+    const existing = byName(r.name);
     if (existing && ownerOf(existing) !== id) {
       const owner = ownerOf(existing);
       throw new ReconcileError(
@@ -305,12 +318,14 @@ export function planMirror(
   const guards: KeyGuard[] = [];
   let keysAllocated = 0;
   if (ovn) {
-    const sinkRows = all.filter((r) => canonicalSink(r.sink) === ovn.sink);
+    const sinkRows = view.mirrorsTowards
+      ? [...view.mirrorsTowards(ovn.sink)]
+      : all().filter((r) => canonicalSink(r.sink) === ovn.sink);
     const space = keySpace(ovn.type);
     const chosen = new Set<number>();
     let guarded = false;
     desiredRows.forEach((d, i) => {
-      const existing = byName.get(d.name);
+      const existing = byName(d.name);
       // Keys towards this sink held by any other row (ours or not, stale or not: a row
       // deleted in this transaction may still hold its tunnel on a chassis), plus the
       // keys given to this plan's earlier rows.

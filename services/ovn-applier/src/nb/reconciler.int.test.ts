@@ -298,6 +298,21 @@ describe("NB reconcile core on a real lab", () => {
     for (const rep of replicas) await rep.state.stop();
   });
 
+  it("concurrent reconciles in one process towards one sink: distinct keys, no lost key races", async () => {
+    const N = 12;
+    const ds = Array.from({ length: N }, (_, i) => desired(`local-race-${i}`, {}));
+    const conflictsBefore = nb.counters.keyConflicts;
+    const results = await Promise.all(ds.map((d) => nb.apply(d)));
+    const keys = results.map((r) => r.key);
+    expect(new Set(keys).size).toBe(N);
+    // Commits that allocate towards one sink are serialized in the process and re-planned on
+    // the cache the previous one left: nobody had to re-plan after a failed guard.
+    expect(nb.counters.keyConflicts).toBe(conflictsBefore);
+    const rows = (await nbMirrors()).filter((m) => m.name.startsWith("ovntap.default.local-race-"));
+    expect(new Set(rows.map((m) => m.index)).size).toBe(N);
+    for (const d of ds) await remove(d);
+  });
+
   it("drift is repaired from monitor events: mirror-del, detach, index edit; an unowned mirror is untouched", async () => {
     const sink = lab.env.LAB_SINK_IP;
     await lab.nbctl("mirror-add", "bystander", "gre", "500", "from-lport", sink);
@@ -402,6 +417,40 @@ describe("NB reconcile core on a real lab", () => {
     } finally {
       await remove(d);
       await lab.nbctl("lsp-del", "pod-late.default");
+    }
+  });
+
+  it("inlineWaitMs: Applying until the chassis has the commit, the deadline counted from the commit", async () => {
+    const ctl = lab.state().pids.find((p) => p.name === "ovn-controller.out");
+    expect(ctl).toBeDefined();
+    const d = desired("hand-off", {});
+    const other = desired("hand-off-bystander", {});
+    process.kill(ctl!.pid, "SIGSTOP");
+    try {
+      const t0 = Date.now();
+      const first = await nb.converge(d, { hvTimeoutMs: 60_000, inlineWaitMs: 0 });
+      expect(first).toMatchObject({ outcome: "applied", phase: "Applying", reason: "WaitingForChassis" });
+      expect(Date.now() - t0).toBeLessThan(5_000); // returned without waiting for the chassis
+      expect(first.chassisDeadline).toBeGreaterThanOrEqual(first.committedAt! + 60_000);
+      expect(first.chassisDeadline).toBeLessThanOrEqual(Date.now() + 60_000);
+      // Another write bumps nb_cfg; a follow-up for the unchanged mirror still waits for the
+      // nb_cfg of its own commit, under the same deadline.
+      await nb.apply(other);
+      expect(state.global()!.nb_cfg).toBeGreaterThan(first.nbCfg!);
+      const again = await nb.converge(d, { hvTimeoutMs: 60_000, inlineWaitMs: 0 });
+      expect(again).toMatchObject({ outcome: "unchanged", phase: "Applying", nbCfg: first.nbCfg });
+      expect(again.chassisDeadline).toBe(first.chassisDeadline);
+      // Past the deadline (a short timeout here), the same call reports Degraded.
+      const late = await nb.converge(d, { hvTimeoutMs: 1, inlineWaitMs: 0 });
+      expect(late).toMatchObject({ phase: "Degraded", reason: "ChassisNotSynced", nbCfg: first.nbCfg });
+      process.kill(ctl!.pid, "SIGCONT");
+      const active = await nb.converge(d, { hvTimeoutMs: 60_000, inlineWaitMs: 20_000 });
+      expect(active).toMatchObject({ outcome: "unchanged", phase: "Active", nbCfg: first.nbCfg });
+      expect(active.hvCfg).toBeGreaterThanOrEqual(first.nbCfg!);
+    } finally {
+      process.kill(ctl!.pid, "SIGCONT");
+      await remove(d);
+      await remove(other);
     }
   });
 

@@ -65,8 +65,14 @@ export interface ApplyResult {
   readonly generation: number;
   /** applied: a transaction committed; unchanged: NB already matched; foreign: not an NB mirror. */
   readonly outcome: "applied" | "unchanged" | "foreign";
-  /** nb_cfg to wait for: the value our transaction set, or the current one when unchanged. */
+  /**
+   * nb_cfg to wait for: the value our transaction set; when unchanged, the value set by the
+   * transaction that last wrote this mirror from this process while nothing has touched its
+   * rows or attachments since, else the current one.
+   */
   readonly nbCfg: number | undefined;
+  /** When the transaction that set `nbCfg` committed (epoch ms), if this process knows. */
+  readonly committedAt?: number | undefined;
   readonly rows: readonly AppliedRow[];
   /** GRE key of the first row (gre, collector). */
   readonly key: number | undefined;
@@ -86,13 +92,19 @@ export interface ApplyResult {
 }
 
 export interface ConvergeResult extends ApplyResult {
-  /** undefined for foreign mirrors (not this service's to report). */
-  readonly phase: "Active" | "Degraded" | undefined;
+  /**
+   * undefined for foreign mirrors (not this service's to report). "Applying": committed, and
+   * the chassis has not caught up within `inlineWaitMs`, but its deadline (`chassisDeadline`)
+   * has not passed yet either.
+   */
+  readonly phase: "Active" | "Degraded" | "Applying" | undefined;
   readonly reason?: string;
   readonly message?: string;
   readonly hvCfg?: number | undefined;
   /** From the call to hv_cfg ≥ nbCfg. */
   readonly activeMs?: number;
+  /** Phase "Applying": when the chassis wait runs out (epoch ms) and the mirror is Degraded. */
+  readonly chassisDeadline?: number;
 }
 
 export interface RemoveResult {
@@ -110,7 +122,15 @@ export interface ApplyOptions {
 }
 
 export interface ConvergeOptions extends ApplyOptions {
+  /** How long after the commit the chassis may take before the mirror is Degraded. */
   hvTimeoutMs?: number;
+  /**
+   * How long this call waits for the chassis (default: until the deadline). Shorter, and the
+   * call returns phase "Applying" with `chassisDeadline` when the chassis is not there yet: the
+   * caller follows up when hv_cfg reaches nbCfg (NbWatcher.awaitChassis) instead of holding a
+   * worker for the whole wait.
+   */
+  inlineWaitMs?: number;
   /** Called after the commit, before the chassis wait (the `applied` event). */
   onApplied?: (r: ApplyResult) => unknown;
 }
@@ -127,6 +147,15 @@ export class NbReconciler {
   private readonly known = new Map<string, Known>();
   private readonly appliedGeneration = new Map<string, number>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Per canonical sink: the tail of this process's commits that allocate keys there. */
+  private readonly sinkLocks = new Map<string, Promise<void>>();
+  /**
+   * The last commit this process made for each mirror, forgotten as soon as any monitor event
+   * touches the mirror's rows or attachments (ovsdb-server sends our own transaction's update
+   * before its reply, so those events land before the entry is written). While it stands, NB
+   * holds exactly what that transaction left, and hv_cfg ≥ its nb_cfg means the chassis have it.
+   */
+  private readonly commits = new Map<string, { generation: number; nbCfg: number; at: number }>();
   private readonly log: Logger;
   private readonly maxAttempts: number;
   private readonly transactTimeoutMs: number;
@@ -148,6 +177,26 @@ export class NbReconciler {
 
   static async create(options: NbReconcilerOptions): Promise<NbReconciler> {
     const r = new NbReconciler(options.state, options, await options.state.capabilities());
+    options.state.on("mirror", (ev) => {
+      for (const row of ev.type === "update"
+        ? [ev.old, ev.new]
+        : ev.type === "insert"
+          ? [ev.new]
+          : [ev.old]) {
+        const owner = ownerOf(row);
+        if (owner) r.commits.delete(owner);
+      }
+    });
+    options.state.on("port", (ev) => {
+      const before = new Set(ev.type === "insert" ? [] : ev.old.mirror_rules);
+      const after = new Set(ev.type === "delete" ? [] : ev.new.mirror_rules);
+      for (const u of [...before, ...after]) {
+        if (before.has(u) && after.has(u)) continue;
+        const row = options.state.mirror(u);
+        const owner = row && ownerOf(row);
+        if (owner) r.commits.delete(owner);
+      }
+    });
     // The schema is re-read on every reconnect (an upgrade may add "both").
     options.state.client.on("connected", () => {
       options.state.capabilities().then(
@@ -185,6 +234,12 @@ export class NbReconciler {
   forget(id: string): void {
     this.known.delete(id);
     this.appliedGeneration.delete(id);
+    this.commits.delete(id);
+  }
+
+  /** The generation this process last committed for `id`, while NB still holds that commit. */
+  committedGeneration(id: string): number | undefined {
+    return this.commits.get(id)?.generation;
   }
 
   /** The desired state last applied or remembered for `id`. */
@@ -276,8 +331,13 @@ export class NbReconciler {
         };
       }
       const timeoutMs = options.hvTimeoutMs ?? this.hvTimeoutMs;
+      // The chassis has until `timeoutMs` after the commit that set nbCfg (not after this call:
+      // a follow-up call for the same commit does not restart the clock).
+      const since = applied.committedAt ?? Date.now();
+      const deadline = since + timeoutMs;
+      const remaining = Math.max(0, deadline - Date.now());
       const wait = await this.state.waitHvCfg(applied.nbCfg, {
-        timeoutMs,
+        timeoutMs: Math.min(remaining, options.inlineWaitMs ?? remaining),
         ...(options.signal ? { signal: options.signal } : {}),
       });
       if (wait.synced) {
@@ -285,12 +345,23 @@ export class NbReconciler {
         this.log.info({ mirror: id, nbCfg: applied.nbCfg, hvCfg: wait.hvCfg, activeMs }, "mirror active");
         return { ...applied, phase: "Active", hvCfg: wait.hvCfg, activeMs };
       }
+      if (Date.now() < deadline && !options.signal?.aborted) {
+        return {
+          ...applied,
+          phase: "Applying",
+          reason: "WaitingForChassis",
+          message: `NB_Global.hv_cfg ${wait.hvCfg ?? "unset"} has not reached nb_cfg ${applied.nbCfg} yet`,
+          hvCfg: wait.hvCfg,
+          chassisDeadline: deadline,
+        };
+      }
+      const waitedMs = Date.now() - since;
       this.log.warn({ mirror: id, nbCfg: applied.nbCfg, hvCfg: wait.hvCfg, timeoutMs }, "chassis not synced");
       return {
         ...applied,
         phase: "Degraded",
         reason: "ChassisNotSynced",
-        message: `NB_Global.hv_cfg ${wait.hvCfg ?? "unset"} has not reached nb_cfg ${applied.nbCfg} after ${wait.waitedMs} ms: some chassis has not applied the change yet (is ovn-controller running and connected on every node?)`,
+        message: `NB_Global.hv_cfg ${wait.hvCfg ?? "unset"} has not reached nb_cfg ${applied.nbCfg} after ${waitedMs} ms: some chassis has not applied the change yet (is ovn-controller running and connected on every node?)`,
         hvCfg: wait.hvCfg,
       };
     });
@@ -341,12 +412,17 @@ export class NbReconciler {
     }));
     const first = rows[0];
     this.appliedGeneration.set(id, desired.generation);
+    if (committed?.nbCfg !== undefined) {
+      this.commits.set(id, { generation: desired.generation, nbCfg: committed.nbCfg, at: Date.now() });
+    }
+    const memo = committed ? undefined : this.commits.get(id);
     this.counters.keysAllocated += plan.keysAllocated;
     const result: ApplyResult = {
       id,
       generation: desired.generation,
       outcome: foreign ? "foreign" : plan.changed ? "applied" : "unchanged",
-      nbCfg: committed?.nbCfg ?? this.state.global()?.nb_cfg,
+      nbCfg: committed?.nbCfg ?? memo?.nbCfg ?? this.state.global()?.nb_cfg,
+      committedAt: committed ? Date.now() : memo?.at,
       rows,
       key: first && first.type !== "erspan" ? first.index : undefined,
       sessionId: first?.type === "erspan" ? first.index : undefined,
@@ -398,42 +474,89 @@ export class NbReconciler {
           "OVN NB is not connected (or its monitor is resyncing); retry",
         );
       }
-      const plan = makePlan();
+      let plan = makePlan();
       if (!plan.changed) return { plan, committed: undefined, attempts: attempt };
-      const tx = planOperations(plan);
+      // A plan that takes a new key towards a sink waits for this process's other commits
+      // towards that sink and re-plans on the cache they left (ovsdb-server sends a
+      // transaction's update before its reply): concurrent reconciles in one replica would
+      // otherwise all pick the same lowest free key and invalidate each other's guards. The
+      // guards still settle races with other replicas and other writers.
+      const release =
+        plan.guards.length > 0 && plan.sink !== undefined ? await this.lockSink(plan.sink) : undefined;
       try {
-        const results = await this.state.client.transact(NB, tx.ops, { timeoutMs: this.transactTimeoutMs });
-        const inserted = new Map<string, string>();
-        for (const [name, i] of tx.inserts) {
-          const r = results[i] as { uuid?: string } | undefined;
-          if (r?.uuid) inserted.set(name, r.uuid);
+        if (release) {
+          plan = makePlan();
+          if (!plan.changed) return { plan, committed: undefined, attempts: attempt };
         }
-        const sel =
-          tx.select !== undefined ? (results[tx.select] as { rows?: { nb_cfg?: number }[] }) : undefined;
-        return { plan, committed: { nbCfg: sel?.rows?.[0]?.nb_cfg, inserted }, attempts: attempt };
+        const committed = await this.transactPlan(plan);
+        return { plan, committed, attempts: attempt };
       } catch (err) {
-        const conflict =
-          err instanceof TransactionError &&
-          ((err.cause instanceof TimedOutError && err.index < tx.guards) ||
-            (err.commitFailed && err.cause instanceof ConstraintViolationError));
-        if (!conflict) throw toReconcileError(err);
+        if (!(err instanceof KeyConflict)) throw err;
         this.counters.keyConflicts++;
         if (attempt >= this.maxAttempts) {
           throw new ReconcileError(
             "UNAVAILABLE",
             `gave up after ${attempt} attempts: concurrent writers kept changing the Mirror rows towards ${plan.sink ?? "the sink"}`,
-            { cause: err },
+            { cause: err.cause },
           );
         }
         this.log.debug(
-          { mirror: id, attempt, err: (err as Error).message },
+          { mirror: id, attempt, err: (err.cause as Error).message },
           "nb write conflict, re-planning",
         );
-        // The other writer's update is on its way to our monitor; wait for it (or a
-        // short jittered delay) rather than re-planning on the same stale cache.
-        await sleepOr(this.state, Math.round(Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random())));
+      } finally {
+        release?.();
       }
+      // The other writer's update is on its way to our monitor; wait for it (or a
+      // short jittered delay) rather than re-planning on the same stale cache.
+      await sleepOr(this.state, Math.round(Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random())));
     }
+  }
+
+  /** Serializes commits towards one sink within this process; resolves with the release. */
+  private async lockSink(sink: string): Promise<() => void> {
+    const prev = this.sinkLocks.get(sink) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    this.sinkLocks.set(sink, tail);
+    await prev;
+    return () => {
+      release();
+      if (this.sinkLocks.get(sink) === tail) this.sinkLocks.delete(sink);
+    };
+  }
+
+  /** One transaction for `plan`; a lost key race is thrown as KeyConflict. */
+  private async transactPlan(
+    plan: Plan,
+  ): Promise<{ nbCfg: number | undefined; inserted: Map<string, string> }> {
+    const tx = planOperations(plan);
+    try {
+      const results = await this.state.client.transact(NB, tx.ops, { timeoutMs: this.transactTimeoutMs });
+      const inserted = new Map<string, string>();
+      for (const [name, i] of tx.inserts) {
+        const r = results[i] as { uuid?: string } | undefined;
+        if (r?.uuid) inserted.set(name, r.uuid);
+      }
+      const sel =
+        tx.select !== undefined ? (results[tx.select] as { rows?: { nb_cfg?: number }[] }) : undefined;
+      return { nbCfg: sel?.rows?.[0]?.nb_cfg, inserted };
+    } catch (err) {
+      const conflict =
+        err instanceof TransactionError &&
+        ((err.cause instanceof TimedOutError && err.index < tx.guards) ||
+          (err.commitFailed && err.cause instanceof ConstraintViolationError));
+      throw conflict ? new KeyConflict(err) : toReconcileError(err);
+    }
+  }
+}
+
+/** A guard failed or an insert lost a unique-name race: re-plan. */
+class KeyConflict extends Error {
+  override name = "KeyConflict";
+  constructor(cause: unknown) {
+    super("a concurrent writer changed the Mirror rows towards the sink", { cause });
   }
 }
 

@@ -18,6 +18,8 @@ import {
   type TableCache,
 } from "@ovntap/ovsdb";
 import type { Logger } from "@ovntap/runtime";
+import { canonicalSink } from "./keys.js";
+import { ownerOf } from "./names.js";
 import type { GlobalRow, MirrorRow, NbView, PortRow } from "./plan.js";
 
 export const NB = "OVN_Northbound";
@@ -45,6 +47,14 @@ export class NbState extends EventEmitter<NbStateEvents> {
   private readonly portsByName = new Map<string, PortRow>();
   /** Mirror row uuid → uuids of the ports whose mirror_rules hold it. */
   private readonly referencedBy = new Map<string, Set<string>>();
+  /**
+   * Mirror rows by name (unique: the table's index), by canonical sink and by owner, so that
+   * a plan looks at the rows towards its sink and its own rows instead of every row: with a
+   * thousand mirrors, scanning them all for every plan and drift check kept the applier busy.
+   */
+  private readonly mirrorsByName = new Map<string, MirrorRow>();
+  private readonly mirrorsBySink = new Map<string, Map<string, MirrorRow>>();
+  private readonly mirrorsByOwner = new Map<string, Map<string, MirrorRow>>();
   private monitoring = false;
   private monitorHandle: { cancel(): Promise<void> } | undefined;
   private readonly detach: (() => void)[] = [];
@@ -65,7 +75,7 @@ export class NbState extends EventEmitter<NbStateEvents> {
   static async start(client: OvsdbClient, options: { logger: Logger }): Promise<NbState> {
     const state = new NbState(client, options.logger);
     // Listeners first: the monitor reply is delivered as insert events.
-    const onMirror = (ev: RowEvent<MirrorRow>) => state.emit("mirror", ev);
+    const onMirror = (ev: RowEvent<MirrorRow>) => state.onMirror(ev);
     const onPort = (ev: RowEvent<PortRow>) => state.onPort(ev);
     const onGlobal = (ev: RowEvent<GlobalRow>) => {
       if (ev.type !== "delete") state.emit("global", ev.new);
@@ -103,6 +113,9 @@ export class NbState extends EventEmitter<NbStateEvents> {
   view(): NbView {
     return {
       mirrors: () => this.mirrorsTable.rows(),
+      mirrorByName: (name) => this.mirrorsByName.get(name),
+      mirrorsOwnedBy: (id) => this.mirrorsByOwner.get(id)?.values() ?? [],
+      mirrorsTowards: (sink) => this.mirrorsBySink.get(sink)?.values() ?? [],
       port: (name) => this.portsByName.get(name),
       portsReferencing: (uuid) => {
         const ids = this.referencedBy.get(uuid);
@@ -124,6 +137,31 @@ export class NbState extends EventEmitter<NbStateEvents> {
 
   mirrors(): MirrorRow[] {
     return this.mirrorsTable.rows();
+  }
+
+  /** Mirror rows towards a sink, by its canonical form (keys.ts canonicalSink). */
+  mirrorsTowards(sink: string): Iterable<MirrorRow> {
+    return this.mirrorsBySink.get(sink)?.values() ?? [];
+  }
+
+  private onMirror(ev: RowEvent<MirrorRow>): void {
+    if (ev.type !== "insert") this.unindexMirror(ev.old);
+    if (ev.type !== "delete") this.indexMirror(ev.new);
+    this.emit("mirror", ev);
+  }
+
+  private indexMirror(r: MirrorRow): void {
+    this.mirrorsByName.set(r.name, r);
+    addTo(this.mirrorsBySink, canonicalSink(r.sink) ?? r.sink, r);
+    const owner = ownerOf(r);
+    if (owner) addTo(this.mirrorsByOwner, owner, r);
+  }
+
+  private unindexMirror(r: MirrorRow): void {
+    if (this.mirrorsByName.get(r.name)?._uuid === r._uuid) this.mirrorsByName.delete(r.name);
+    removeFrom(this.mirrorsBySink, canonicalSink(r.sink) ?? r.sink, r);
+    const owner = ownerOf(r);
+    if (owner) removeFrom(this.mirrorsByOwner, owner, r);
   }
 
   global(): GlobalRow | undefined {
@@ -212,4 +250,16 @@ export class NbState extends EventEmitter<NbStateEvents> {
       this.logger.debug({ err }, "nb monitor cancel failed");
     }
   }
+}
+
+function addTo(index: Map<string, Map<string, MirrorRow>>, key: string, r: MirrorRow): void {
+  let rows = index.get(key);
+  if (!rows) index.set(key, (rows = new Map<string, MirrorRow>()));
+  rows.set(r._uuid, r);
+}
+
+function removeFrom(index: Map<string, Map<string, MirrorRow>>, key: string, r: MirrorRow): void {
+  const rows = index.get(key);
+  rows?.delete(r._uuid);
+  if (rows?.size === 0) index.delete(key);
 }

@@ -13,6 +13,7 @@
  * A periodic check over every known mirror catches anything an event could not attribute.
  */
 import { EventEmitter } from "node:events";
+import { performance } from "node:perf_hooks";
 import type { RowEvent } from "@ovntap/ovsdb";
 import type { Logger } from "@ovntap/runtime";
 import { canonicalSink } from "./keys.js";
@@ -34,8 +35,8 @@ export interface NbWatcherOptions {
 
 export class NbWatcher extends EventEmitter<{ trigger: [id: string, reason: TriggerReason] }> {
   private readonly pending = new Map<string, TriggerReason>();
-  /** Mirrors waiting for hv_cfg to reach a value (Degraded: ChassisNotSynced). */
-  private readonly chassisWaits = new Map<string, number>();
+  /** Mirrors waiting for hv_cfg to reach a value (Applying, or Degraded: ChassisNotSynced). */
+  private readonly chassisWaits = new Map<string, { target: number; timer: NodeJS.Timeout | undefined }>();
   private timer: NodeJS.Timeout | undefined;
   private interval: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -45,18 +46,18 @@ export class NbWatcher extends EventEmitter<{ trigger: [id: string, reason: Trig
 
   private readonly onMirror = (ev: RowEvent<MirrorRow>) => {
     const rows = ev.type === "update" ? [ev.old, ev.new] : ev.type === "insert" ? [ev.new] : [ev.old];
-    const sinks = new Set<string>();
     for (const r of rows) {
       const o = ownerOf(r);
       if (o) this.candidate(o, "drift");
+      // A row (ours or not) now using a key towards a sink may collide with one of ours: only
+      // rows holding that same key towards that sink can be affected. (Keys are sticky — a row
+      // keeps the key recorded in its external_ids — so a key freed elsewhere changes no plan.)
+      // Checking every mirror of the sink instead made each insert re-plan all of them.
       const s = canonicalSink(r.sink);
-      if (s) sinks.add(s);
-    }
-    // A row (ours or not) now using a key towards a sink we use may collide with ours.
-    if (sinks.size > 0) {
-      for (const r of this.state.mirrors()) {
-        const o = ownerOf(r);
-        if (o && sinks.has(canonicalSink(r.sink) ?? "")) this.candidate(o, "drift");
+      if (s === undefined) continue;
+      for (const other of this.state.mirrorsTowards(s)) {
+        const owner = other.index === r.index ? ownerOf(other) : undefined;
+        if (owner) this.candidate(owner, "drift");
       }
     }
   };
@@ -82,8 +83,9 @@ export class NbWatcher extends EventEmitter<{ trigger: [id: string, reason: Trig
   };
 
   private readonly onGlobal = (g: GlobalRow) => {
-    for (const [id, target] of this.chassisWaits) {
-      if (g.hv_cfg >= target) {
+    for (const [id, w] of this.chassisWaits) {
+      if (g.hv_cfg >= w.target) {
+        clearTimeout(w.timer);
         this.chassisWaits.delete(id);
         this.candidate(id, "chassis");
       }
@@ -123,17 +125,44 @@ export class NbWatcher extends EventEmitter<{ trigger: [id: string, reason: Trig
     clearInterval(this.interval);
     this.timer = undefined;
     this.pending.clear();
+    for (const w of this.chassisWaits.values()) clearTimeout(w.timer);
+    this.chassisWaits.clear();
   }
 
-  /** Fire a `chassis` trigger for `id` once hv_cfg reaches `nbCfg`. */
-  awaitChassis(id: string, nbCfg: number): void {
+  /**
+   * Fire a `chassis` trigger for `id` once hv_cfg reaches `nbCfg`, or at `deadline` (epoch ms)
+   * if that comes first. Replaces an earlier wait for `id`.
+   */
+  awaitChassis(id: string, nbCfg: number, deadline?: number): void {
+    this.cancelChassis(id);
     const g = this.state.global();
-    if (g && g.hv_cfg >= nbCfg) this.candidate(id, "chassis");
-    else this.chassisWaits.set(id, nbCfg);
+    if (g && g.hv_cfg >= nbCfg) {
+      this.candidate(id, "chassis");
+      return;
+    }
+    const w = { target: nbCfg, timer: undefined as NodeJS.Timeout | undefined };
+    if (deadline !== undefined) {
+      w.timer = setTimeout(
+        () => {
+          if (this.chassisWaits.get(id) !== w) return;
+          this.chassisWaits.delete(id);
+          this.candidate(id, "chassis");
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      w.timer.unref();
+    }
+    this.chassisWaits.set(id, w);
   }
 
   cancelChassis(id: string): void {
+    clearTimeout(this.chassisWaits.get(id)?.timer);
     this.chassisWaits.delete(id);
+  }
+
+  /** Whether a chassis wait is registered for `id`. */
+  awaitingChassis(id: string): boolean {
+    return this.chassisWaits.has(id);
   }
 
   /** Checks every known mirror now. */
@@ -153,7 +182,20 @@ export class NbWatcher extends EventEmitter<{ trigger: [id: string, reason: Trig
     this.timer = undefined;
     const batch = [...this.pending];
     this.pending.clear();
-    for (const [id, reason] of batch) {
+    this.check(batch, 0);
+  }
+
+  /**
+   * Checks `batch` from `from` on for at most CHECK_SLICE_MS, then yields to the event loop and
+   * goes on: the periodic check over a thousand mirrors takes a few hundred milliseconds, and in
+   * one piece (or in pieces of tens of milliseconds) it held up every running job's next step.
+   */
+  private check(batch: readonly (readonly [string, TriggerReason])[], from: number): void {
+    if (!this.started) return;
+    const until = performance.now() + CHECK_SLICE_MS;
+    let i = from;
+    while (i < batch.length) {
+      const [id, reason] = batch[i++]!;
       let fire: boolean;
       try {
         // A port coming or going changes the status (Degraded ⇄ Active) even when NB
@@ -163,12 +205,18 @@ export class NbWatcher extends EventEmitter<{ trigger: [id: string, reason: Trig
         this.log.error({ err, mirror: id }, "drift check failed");
         fire = true;
       }
-      if (!fire) continue;
-      this.log.debug({ mirror: id, reason }, "reconcile triggered");
-      this.emit("trigger", id, reason);
+      if (fire) {
+        this.log.debug({ mirror: id, reason }, "reconcile triggered");
+        this.emit("trigger", id, reason);
+      }
+      if (performance.now() >= until) break;
     }
+    if (i < batch.length) setImmediate(() => this.check(batch, i));
   }
 }
+
+/** How long drift checks may run before the watcher lets the event loop turn. */
+const CHECK_SLICE_MS = 2;
 
 function rank(r: TriggerReason): number {
   return r === "chassis" ? 3 : r === "port" ? 2 : r === "drift" ? 1 : 0;
