@@ -4,7 +4,7 @@
  * processes by pid, the namespaces, the root-namespace links and bridges, the files
  * and the temp dir. And the check that nothing of a lab is left.
  *
- *   await stopLabFromState("/tmp/ovntap-lab-ot4k2x-AbC123/state.json");
+ *   await stopLabFromState(`${labDir}/state.json`);
  *   expect(await listLeftovers("ot4k2x")).toEqual(NO_LEFTOVERS);
  */
 import { readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";

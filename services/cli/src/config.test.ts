@@ -22,14 +22,14 @@ describe("parseEnvFile", () => {
     const text = [
       "# lab",
       "export NATS_URL='nats://127.0.0.1:4333'",
-      `export LAB_DIR='/tmp/it'\\''s'`,
+      `export LAB_DIR='/srv/it'\\''s'`,
       'REDIS_URL="redis://127.0.0.1:6390"',
       "PLAIN=value # comment",
       "not a line",
     ].join("\n");
     expect(parseEnvFile(text)).toEqual({
       NATS_URL: "nats://127.0.0.1:4333",
-      LAB_DIR: "/tmp/it's",
+      LAB_DIR: "/srv/it's",
       REDIS_URL: "redis://127.0.0.1:6390",
       PLAIN: "value",
     });
