@@ -27,7 +27,7 @@ describe("parseRemote", () => {
     ["tcp:host:70000", /not a TCP port/],
     ["tcp::6641", /no host/],
     ["unix:", /no socket path/],
-    ["/tmp/x.sock", /is not unix:PATH/],
+    ["/run/x.sock", /is not unix:PATH/],
   ])("rejects %s", (text, msg) => {
     expect(() => parseRemote(text)).toThrow(OptionsError);
     expect(() => parseRemote(text)).toThrow(msg);
