@@ -20,7 +20,11 @@ export const DEBIAN_PACKAGES = {
   "iputils-ping": "ping",
   ethtool: "ethtool",
   tcpdump: "tcpdump",
-  "libpcap-dev": null, // headers for the libpcap binding; checked through dpkg
+  "libpcap-dev": null, // headers for the libpcap binding (cap); checked through dpkg
+  // node-gyp builds the libpcap binding (cap) at npm install time.
+  python3: "python3",
+  make: "make",
+  "g++": "g++",
   tshark: "tshark",
 };
 

@@ -47,6 +47,10 @@ function result(over: Partial<ConvergeResult> = {}): ConvergeResult {
     key: 0,
     sessionId: undefined,
     sink: "198.51.100.2",
+    tunnels: [
+      { type: "gre", index: 0, direction: "egress" },
+      { type: "gre", index: 1, direction: "ingress" },
+    ],
     ports: ["pod-a.shop"],
     missingPorts: [],
     changes: [],
@@ -74,6 +78,10 @@ describe("buildStatus", () => {
       observedGeneration: 3,
       key: 0,
       sink: "198.51.100.2",
+      tunnels: [
+        { type: "gre", index: 0, direction: "egress" },
+        { type: "gre", index: 1, direction: "ingress" },
+      ],
       ports: ["pod-a.shop"],
       expiresAt: record.expiresAt,
     });

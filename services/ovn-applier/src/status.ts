@@ -98,6 +98,7 @@ export function buildStatus(input: StatusInput): MirrorStatus {
     ...(result?.key !== undefined ? { key: result.key } : {}),
     ...(result?.sessionId !== undefined ? { sessionId: result.sessionId } : {}),
     ...(result?.sink !== undefined ? { sink: result.sink } : {}),
+    ...(result && result.tunnels.length > 0 ? { tunnels: [...result.tunnels] } : {}),
     ...(result ? { conditions: conditionsOf(result, record.generation, previous, now) } : {}),
   };
   const reason = input.reason ?? result?.reason;

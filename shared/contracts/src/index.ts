@@ -131,6 +131,7 @@ export {
   Generation,
   MIRROR_PHASES,
   MirrorCondition,
+  MirrorTunnel,
   MirrorRecord,
   MirrorRef,
   MirrorStatus,

@@ -43,6 +43,20 @@ export const Generation = intIn(1, Number.MAX_SAFE_INTEGER, "generation counts f
   description: "Bumped by every change of desired state.",
 });
 
+/**
+ * One tunnel the mirror sends through: a GRE key or an ERSPAN session id towards `sink`. A `both`
+ * mirror emulated by two OVN rows has two, each with its own key (keys are unique per sink). The
+ * capture exporter attributes packets to mirrors by (sink, type, index).
+ */
+export const MirrorTunnel = z.object({
+  type: z.enum(["gre", "erspan"]),
+  /** GRE key (gre) or ERSPAN session id (erspan). */
+  index: intIn(0, GRE_KEY_MAX, "GRE key is 32 bits"),
+  /** Traffic this tunnel carries, from the pod's point of view. */
+  direction: z.enum(["ingress", "egress", "both"]),
+});
+export type MirrorTunnel = z.infer<typeof MirrorTunnel>;
+
 /** Kubernetes-style condition (metav1.Condition), e.g. SinkResolved, KeyAllocated, ChassisSynced. */
 export const MirrorCondition = z.object({
   type: z.string().regex(/^[A-Z][A-Za-z0-9]*$/, { error: "must be CamelCase (condition type)" }),
@@ -67,6 +81,8 @@ const statusBase = {
   sessionId: intIn(0, ERSPAN_SESSION_MAX, "ERSPAN session id is 10 bits").optional(),
   /** The sink IP in use (a pod sink resolved through ips.kubeovn.io). */
   sink: SinkAddress.optional(),
+  /** Every tunnel towards `sink` (`key`/`sessionId` name only the first). */
+  tunnels: z.array(MirrorTunnel).optional(),
   /** Attached logical switch ports (OVN sources) or OVS ports (ovs sources). */
   ports: z.array(portName("a port name")),
   /** Nodes whose dataplane carries part of this mirror. */

@@ -22,6 +22,7 @@ import {
   type NbCapabilities,
 } from "@ovntap/ovsdb";
 import type { Logger } from "@ovntap/runtime";
+import type { MirrorTunnel } from "@ovntap/contracts";
 import { ReconcileError } from "./errors.js";
 import { mirrorId, ownerOf, type MirrorKey, type RowPart } from "./names.js";
 import { planOperations } from "./ops.js";
@@ -79,6 +80,8 @@ export interface ApplyResult {
   /** ERSPAN session id of the first row. */
   readonly sessionId: number | undefined;
   readonly sink: string | undefined;
+  /** Every row's tunnel towards `sink` (both rows of an emulated `both`). */
+  readonly tunnels: readonly MirrorTunnel[];
   /** Desired ports present in NB (all attached after the commit). */
   readonly ports: readonly string[];
   readonly missingPorts: readonly string[];
@@ -427,6 +430,7 @@ export class NbReconciler {
       key: first && first.type !== "erspan" ? first.index : undefined,
       sessionId: first?.type === "erspan" ? first.index : undefined,
       sink: plan.sink,
+      tunnels: rows.flatMap((r) => tunnelOf(r)),
       ports: plan.ports,
       missingPorts: plan.missingPorts,
       changes: plan.changes,
@@ -570,4 +574,17 @@ export function toReconcileError(err: unknown): unknown {
     });
   }
   return new ReconcileError("UNAVAILABLE", `OVN NB: ${err.message}`, { cause: err, retryable: true });
+}
+
+const DIRECTION_OF_FILTER: Readonly<Record<string, MirrorTunnel["direction"]>> = {
+  "from-lport": "egress",
+  "to-lport": "ingress",
+  both: "both",
+};
+
+/** The tunnel a GRE or ERSPAN row sends through; none for other row types. */
+function tunnelOf(row: AppliedRow): MirrorTunnel[] {
+  const direction = DIRECTION_OF_FILTER[row.filter];
+  if ((row.type !== "gre" && row.type !== "erspan") || direction === undefined) return [];
+  return [{ type: row.type, index: row.index, direction }];
 }
