@@ -676,7 +676,14 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
               env: labEnv,
               extraEnv,
               httpPort,
-              ...(opts.serviceEnv ? { serviceEnv: opts.serviceEnv } : {}),
+              // The sink of `collector` mirrors is the lab's sink address, where the
+              // capture exporter sees the tunnels (on LAB_CAPTURE_IF); a test's own
+              // serviceEnv may say otherwise.
+              serviceEnv: {
+                COLLECTOR_SINK: labEnv.LAB_SINK_IP,
+                CAPTURE_INTERFACE: labEnv.LAB_CAPTURE_IF,
+                ...opts.serviceEnv,
+              },
             };
             serviceRuntime.set(svc.name, { svc, opts: startOpts });
             const d = startService(svc, startOpts);

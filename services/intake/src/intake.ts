@@ -271,9 +271,16 @@ export function createIntake(deps: IntakeDeps): Intake {
 
   /** Publishes a request's outbox, then marks it published (a duplicate re-publishes otherwise). */
   async function flushOutbox(requestId: string, outbox: readonly LifecycleEvent[]): Promise<void> {
-    let all = true;
-    for (const e of outbox) all = (await publish(e)) && all;
-    if (all) await store.markEventsPublished(requestId);
+    if (await publishOutbox(outbox)) await store.markEventsPublished(requestId);
+  }
+
+  /**
+   * Publishes the events back to back on the one connection, so the server stores them in
+   * order, and waits for every ack (one round trip, not one per event). True when all landed.
+   */
+  async function publishOutbox(outbox: readonly LifecycleEvent[]): Promise<boolean> {
+    const results = await Promise.all(outbox.map((e) => publish(e)));
+    return results.every(Boolean);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -323,14 +330,22 @@ export function createIntake(deps: IntakeDeps): Intake {
     };
     // The audit trail first: an applier may take the job the moment it is queued, and its
     // `applying` must not land in the stream before the `accepted` it acts on.
-    await flushOutbox(ctx.requestId, outbox);
-    try {
-      await enqueue(job);
-    } catch (err) {
+    const published = await publishOutbox(outbox);
+    // Queueing and marking the outbox published are independent: one round trip for both.
+    const [queued, marked] = await Promise.allSettled([
+      enqueue(job),
+      published ? store.markEventsPublished(ctx.requestId) : Promise.resolve(false),
+    ]);
+    if (queued.status === "rejected") {
       // The record is stored with observedGeneration < generation: the applier's sweep
       // (store.pendingReconcile) enqueues it under the same job id. Nothing is lost.
       enqueueFailures?.inc();
-      log.error({ err, ...job }, "enqueue failed, the reconcile sweep will enqueue it");
+      log.error({ err: queued.reason, ...job }, "enqueue failed, the reconcile sweep will enqueue it");
+    }
+    if (marked.status === "rejected") {
+      // The events are in the stream; a duplicate of this request publishes them again under
+      // the same ids, which the stream drops.
+      log.warn({ err: marked.reason, requestId: ctx.requestId }, "could not mark the events published");
     }
     log.info(
       {

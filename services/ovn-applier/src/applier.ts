@@ -140,6 +140,8 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     collectorSink: config.collectorSink,
     hvTimeoutMs: config.hvTimeoutMs,
   });
+  /** Per mirror: the generation whose `applying` event and status this process wrote. */
+  const applyingSent = new Map<string, number>();
   const watcher = new NbWatcher(state, reconciler, { logger: log, checkIntervalMs: config.driftCheckMs });
   const queue = createApplyQueue({
     connection: deps.redis,
@@ -248,6 +250,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       });
     }
     watcher.cancelChassis(id);
+    applyingSent.delete(id);
     const removed = await reconciler.remove(id);
     if (removed.nbCfg !== undefined && removed.changes.length > 0) {
       // Deleted means the chassis dropped the tunnels too; not waiting forever for it.
@@ -300,24 +303,34 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     const newGeneration = previous.observedGeneration < gen;
     // An earlier job of this process committed this generation and ended while the chassis
     // caught up: `applying` and `applied` are out already, the status says Applying.
-    const committedHere = newGeneration && reconciler.committedGeneration(id) === gen;
+    const committedHere =
+      newGeneration && reconciler.committedGeneration(id) === gen && applyingSent.get(id) === gen;
+    // The `applying` event and status go out while the NB transaction is under way rather
+    // than before it: `applied` waits for them (so the stream keeps its order), and a failure
+    // of either fails the job like a failed commit does (the retry publishes them again; the
+    // event id makes that one event).
+    let applyingDone: Promise<void> | undefined;
     if (newGeneration && !committedHere) {
-      await publish("applying", record, eventIds.perGeneration(ns, name, gen, "applying"), {
-        reason: ctx.reason,
-        attempt: Math.min(ctx.attempt, 1_000_000),
+      const before = previous;
+      const applying = buildStatus({
+        phase: "Applying",
+        record,
+        observedGeneration: before.observedGeneration,
+        previous: before,
+        now: now(),
       });
-      previous = await writeStatus(
-        ns,
-        name,
-        previous,
-        buildStatus({
-          phase: "Applying",
-          record,
-          observedGeneration: previous.observedGeneration,
-          previous,
-          now: now(),
+      applyingDone = Promise.all([
+        publish("applying", record, eventIds.perGeneration(ns, name, gen, "applying"), {
+          reason: ctx.reason,
+          attempt: Math.min(ctx.attempt, 1_000_000),
         }),
-      );
+        writeStatus(ns, name, before, applying),
+      ]).then(() => {
+        applyingSent.set(id, gen);
+      });
+      // Observed below; this keeps an early failure from being an unhandled rejection.
+      applyingDone.catch(() => undefined);
+      previous = sameStatus(before, applying) ? before : applying;
     }
     const desired: DesiredMirror = { namespace: ns, name, generation: gen, spec: record.spec };
     let result: ConvergeResult;
@@ -329,6 +342,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         onApplied: async (a) => {
           if (a.outcome === "applied") metrics?.applied.observe(a.appliedMs / 1000);
+          await applyingDone;
           // Once per generation (a write to an already applied generation is drift, reported
           // as drift_repaired below); also when this generation's commit happened in an
           // earlier attempt whose publish failed (the id makes it one event).
@@ -345,6 +359,8 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       });
     } catch (err) {
       countConflicts();
+      // The Failed status below must come after the Applying one.
+      await applyingDone?.catch(() => undefined);
       const re = err instanceof ReconcileError ? err : asReconcileError(err);
       if (!re.retryable || ctx.final) {
         await publish("failed", record, eventIds.perGeneration(ns, name, gen, `failed-${re.code}`), {
@@ -371,6 +387,8 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       }
       throw re;
     }
+    // Before any later status write (Active, Degraded), and it fails the job if it failed.
+    await applyingDone;
     countConflicts();
     metrics?.keys.inc(result.keysAllocated);
     if (result.phase === undefined) return { type: "foreign" };
@@ -433,12 +451,14 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   async function reconcileNow(
     ref: { namespace: string; name: string },
     ctx: { attempt: number; final: boolean; reason: JobReason; signal?: AbortSignal | undefined },
+    /** The record as read right behind the lock's acquisition (MirrorLocks.withLock prefetch). */
+    prefetched?: Promise<StoredMirror | undefined>,
   ): Promise<ReconcileOutcome> {
     const id = mirrorId(ref);
     const started = Date.now();
     let outcome = "error";
     try {
-      let stored = await store.getMirror(ref.namespace, ref.name);
+      let stored = await (prefetched ?? store.getMirror(ref.namespace, ref.name));
       if (stored && !stored.deleting && Date.parse(stored.record.expiresAt) <= now().getTime()) {
         // Level-based expiry: whatever brought us here, an expired mirror is expired now.
         const r = await store.applyExpire(ref.namespace, ref.name, now());
@@ -490,8 +510,11 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     const attempt = job.attemptsMade + 1;
     const final = attempt >= (job.opts.attempts ?? 1);
     try {
-      const r = await locks.withLock(mirrorId(data), { waitMs: config.lockWaitMs }, (signal) =>
-        reconcileNow(data, { attempt, final, reason: data.reason, signal }),
+      const r = await locks.withLock(
+        mirrorId(data),
+        { waitMs: config.lockWaitMs, prefetch: () => store.getMirror(data.namespace, data.name) },
+        (signal, prefetched) =>
+          reconcileNow(data, { attempt, final, reason: data.reason, signal }, prefetched),
       );
       return r.type;
     } catch (err) {

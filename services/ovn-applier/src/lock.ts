@@ -69,16 +69,32 @@ export class MirrorLocks {
    * Runs `fn` holding the lock of `id`, waiting up to `waitMs` for it (jittered polling).
    * Throws LockBusyError when the wait runs out.
    */
-  async withLock<T>(
+  async withLock<T, P = never>(
     id: string,
-    opts: { waitMs: number; signal?: AbortSignal },
-    fn: (signal: AbortSignal) => Promise<T>,
+    opts: {
+      waitMs: number;
+      signal?: AbortSignal;
+      /**
+       * A read sent right behind the first acquire on the same connection, so Redis runs it
+       * after the lock is taken and one round trip does both; handed to `fn` when that first
+       * acquire won (a later one means another holder wrote in between: `fn` reads again).
+       */
+      prefetch?: () => Promise<P>;
+    },
+    fn: (signal: AbortSignal, prefetched: Promise<P> | undefined) => Promise<T>,
   ): Promise<T> {
     const started = Date.now();
     let token: string | undefined;
+    let prefetched: Promise<P> | undefined;
     for (let attempt = 0; ; attempt++) {
-      token = await this.tryAcquire(id);
+      const acquiring = this.tryAcquire(id);
+      if (attempt === 0 && opts.prefetch) {
+        prefetched = opts.prefetch();
+        prefetched.catch(() => undefined);
+      }
+      token = await acquiring;
       if (token) break;
+      prefetched = undefined;
       const waited = Date.now() - started;
       if (waited >= opts.waitMs || opts.signal?.aborted) throw new LockBusyError(id, waited);
       const delay = Math.min(500, 20 * 2 ** attempt) * (0.5 + Math.random());
@@ -103,7 +119,7 @@ export class MirrorLocks {
       Math.max(100, Math.floor(this.options.ttlMs / 3)),
     );
     try {
-      return await fn(controller.signal);
+      return await fn(controller.signal, prefetched);
     } finally {
       clearInterval(renewal);
       opts.signal?.removeEventListener("abort", onOuterAbort);
