@@ -26,6 +26,9 @@ export const GENERATION_RETENTION_SECONDS = 30 * 24 * 60 * 60;
 /** Compare-and-set attempts before StoreContentionError. */
 const CAS_ATTEMPTS = 16;
 
+/** What a compare-and-set step returns to be run again. */
+const RETRY = Symbol("retry");
+
 /** Before a compare-and-set retry: a random pause growing with the attempt, so racing writers spread out. */
 function casPause(attempt: number): Promise<void> {
   if (attempt === 0) return Promise.resolve();
@@ -337,7 +340,17 @@ export function createStore(opts: StoreOptions): Store {
     };
   }
 
-  function contention(key: string): never {
+  /**
+   * Runs one read-then-script step until it does not come back `RETRY` (the script saw the
+   * generation move since the read), pausing between attempts; StoreContentionError after
+   * CAS_ATTEMPTS.
+   */
+  async function compareAndSet<T>(key: string, step: () => Promise<T | typeof RETRY>): Promise<T> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      await casPause(attempt);
+      const out = await step();
+      if (out !== RETRY) return out;
+    }
     throw new StoreContentionError(key, CAS_ATTEMPTS);
   }
 
@@ -346,8 +359,7 @@ export function createStore(opts: StoreOptions): Store {
     const now = input.now ?? clock();
     const key = keys.mirror(spec.namespace, spec.name);
     const genKey = keys.generation(spec.namespace, spec.name);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      await casPause(attempt);
+    return compareAndSet(key, async () => {
       const previous = Number((await redis.get(genKey)) ?? 0);
       const record: MirrorRecord = {
         spec,
@@ -400,12 +412,11 @@ export function createStore(opts: StoreOptions): Store {
         case "quota_exceeded":
           return { type, active: Number(a), limit: input.maxActive ?? 0 };
         case "stale":
-          continue;
+          return RETRY;
         default:
           throw new StoreDataError(key, `create script returned ${String(type)}`);
       }
-    }
-    return contention(key);
+    });
   }
 
   /** Reads the record a delete or extend builds on; `undefined` still runs the script (dedupe first). */
@@ -418,8 +429,7 @@ export function createStore(opts: StoreOptions): Store {
     const { namespace, name } = input;
     const now = input.now ?? clock();
     const key = keys.mirror(namespace, name);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      await casPause(attempt);
+    return compareAndSet(key, async () => {
       const cur = await current(key);
       const record: MirrorRecord | undefined = cur.record && {
         ...cur.record,
@@ -456,7 +466,7 @@ export function createStore(opts: StoreOptions): Store {
       const [type, a = "", , c = ""] = result;
       switch (type) {
         case "deleted":
-          if (!record) continue; // created between our read and the script: read again
+          if (!record) return RETRY; // created between our read and the script: read again
           return { type, record, status: parseStatus(key, c), reply: parseMirrorReply(key, a) };
         case "already_deleting": {
           const r = parseRecord(key, a);
@@ -465,20 +475,18 @@ export function createStore(opts: StoreOptions): Store {
         case "not_found":
           return { type };
         case "stale":
-          continue;
+          return RETRY;
         default:
           throw new StoreDataError(key, `delete script returned ${String(type)}`);
       }
-    }
-    return contention(key);
+    });
   }
 
   async function applyExtend(input: ExtendInput): Promise<ExtendOutcome> {
     const { namespace, name } = input;
     const now = input.now ?? clock();
     const key = keys.mirror(namespace, name);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      await casPause(attempt);
+    return compareAndSet(key, async () => {
       const cur = await current(key);
       const previous = cur.record;
       const record: MirrorRecord | undefined = previous && {
@@ -510,7 +518,7 @@ export function createStore(opts: StoreOptions): Store {
       const [type, a = "", , c = ""] = result;
       switch (type) {
         case "extended":
-          if (!record || !previous) continue;
+          if (!record || !previous) return RETRY;
           return {
             type,
             record,
@@ -523,19 +531,17 @@ export function createStore(opts: StoreOptions): Store {
         case "not_found":
           return { type };
         case "stale":
-          continue;
+          return RETRY;
         default:
           throw new StoreDataError(key, `extend script returned ${String(type)}`);
       }
-    }
-    return contention(key);
+    });
   }
 
   async function applyExpire(namespace: string, name: string, at?: Date): Promise<ExpireOutcome> {
     const now = at ?? clock();
     const key = keys.mirror(namespace, name);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      await casPause(attempt);
+    return compareAndSet(key, async () => {
       const cur = await current(key);
       // requestId stays that of the request which set the previous generation (events.ts).
       const record: MirrorRecord | undefined = cur.record && {
@@ -558,7 +564,7 @@ export function createStore(opts: StoreOptions): Store {
       const [type, a = ""] = result;
       switch (type) {
         case "expired":
-          if (!record) continue;
+          if (!record) return RETRY;
           return { type, record };
         case "not_due":
           return { type, expiresAt: new Date(Number(a)).toISOString() };
@@ -566,12 +572,11 @@ export function createStore(opts: StoreOptions): Store {
         case "not_found":
           return { type };
         case "stale":
-          continue;
+          return RETRY;
         default:
           throw new StoreDataError(key, `expire script returned ${String(type)}`);
       }
-    }
-    return contention(key);
+    });
   }
 
   async function setStatus(namespace: string, name: string, status: MirrorStatus): Promise<SetStatusOutcome> {
