@@ -41,11 +41,30 @@ export const OPTIONS = {
   timeout: { type: "string" },
   follow: { type: "boolean" },
   since: { type: "string" },
+  // Capture
+  write: { type: "string", short: "w" },
+  count: { type: "string" },
+  duration: { type: "string" },
+  filter: { type: "string" },
+  pcapng: { type: "boolean" },
+  // Capture files (decode, decap)
+  json: { type: "boolean" },
+  session: { type: "string" },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
 
-export const VERBS = ["create", "delete", "get", "list", "events", "extend"] as const;
+export const VERBS = [
+  "create",
+  "delete",
+  "get",
+  "list",
+  "events",
+  "extend",
+  "capture",
+  "decode",
+  "decap",
+] as const;
 export type Verb = (typeof VERBS)[number];
 
 const REQUEST_FLAGS = ["nats", "request-timeout", "principal", "request-id", "help"] as const;
@@ -74,6 +93,20 @@ export const VERB_FLAGS: Readonly<Record<Verb, readonly OptionName[]>> = {
   list: [...REQUEST_FLAGS, "namespace", "selector", "output"],
   extend: [...REQUEST_FLAGS, "namespace", "name", "ttl", "output"],
   events: ["nats", "request-timeout", "help", "namespace", "mirror", "follow", "since", "output"],
+  capture: [
+    "nats",
+    "request-timeout",
+    "principal",
+    "help",
+    "namespace",
+    "write",
+    "count",
+    "duration",
+    "filter",
+    "pcapng",
+  ],
+  decode: ["help", "json"],
+  decap: ["help", "write", "key", "session", "pcapng"],
 };
 
 /** Flags' values as parseArgs returns them. */
@@ -106,6 +139,13 @@ export interface Values {
   timeout?: string;
   follow?: boolean;
   since?: string;
+  write?: string;
+  count?: string;
+  duration?: string;
+  filter?: string;
+  pcapng?: boolean;
+  json?: boolean;
+  session?: string;
 }
 
 export type CommandLine =
@@ -167,7 +207,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   if (values.version) return { kind: "version" };
   if (first === undefined) {
     if (values.help || argv.length === 0) return { kind: "help" };
-    throw new UsageError("missing a command (create, delete, get, list, events, extend)");
+    throw new UsageError(`missing a command (${VERBS.join(", ")})`);
   }
   if (first === "help") {
     const topic = positionals[0];

@@ -19,6 +19,8 @@ import type { MirrorRequest } from "@ovntap/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { noPositionals, oneName, parseCommandLine } from "./args.js";
 import type { Values, Verb } from "./args.js";
+import { captureCommand } from "./capture-command.js";
+import { decapCommand, decodeCommand } from "./decode-command.js";
 import { listRequest, mirrorRequest, openSession } from "./client.js";
 import type { Session } from "./client.js";
 import { defaultPrincipal, resolveNatsTarget } from "./config.js";
@@ -54,7 +56,12 @@ import { parseDurationMs, parseSeconds, parseSelector } from "./values.js";
 import { MirrorWatch, waitForMirror } from "./wait.js";
 
 export interface Output {
-  write(chunk: string): unknown;
+  /** Text; `capture -w -` writes bytes (process.stdout takes both). */
+  write(chunk: string | Uint8Array): unknown;
+  /** A stream's backpressure signal, when it has one (`capture -w -` waits on it). */
+  once?(event: "drain", listener: () => void): unknown;
+  /** A terminal: `capture -w` draws its live counter on stderr only then. */
+  readonly isTTY?: boolean;
 }
 
 export interface CliIo {
@@ -442,6 +449,33 @@ export function createCli(io: CliIo): Cli {
     return new Date(now() - parseDurationMs("--since", value, "events"));
   }
 
+  function capture(ctx: Context): Promise<number> {
+    return captureCommand({
+      values: ctx.values,
+      positionals: ctx.positionals,
+      namespace: namespaceOf(ctx),
+      stdout: io.stdout,
+      stderr: io.stderr,
+      ...(io.signal ? { signal: io.signal } : {}),
+      withSession: (fn) => withSession(ctx, true, fn),
+      getMirror: (session, namespace, name, timeoutMs) =>
+        mirrorRequest(session, { ...base(ctx), op: "get", namespace, name }, timeoutMs),
+      version: cliVersion(),
+    });
+  }
+
+  /** `decode` and `decap` work on capture files, offline. */
+  function offline(ctx: Context) {
+    return {
+      values: ctx.values,
+      positionals: ctx.positionals,
+      stdout: io.stdout,
+      stderr: io.stderr,
+      cwd,
+      ...(io.stdin ? { stdin: io.stdin } : {}),
+    };
+  }
+
   const VERB_RUNNERS: Record<Verb, (ctx: Context) => Promise<number>> = {
     create,
     delete: remove,
@@ -449,6 +483,9 @@ export function createCli(io: CliIo): Cli {
     list,
     extend,
     events,
+    capture,
+    decode: (ctx) => decodeCommand(offline(ctx)),
+    decap: (ctx) => decapCommand(offline(ctx)),
   };
 
   // -------------------------------------------------------------------------------------------

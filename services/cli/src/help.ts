@@ -36,6 +36,9 @@ Commands:
   list      show the mirrors of a namespace
   extend    set a mirror to expire TTL from now
   events    print the audit trail (lifecycle events), optionally following it
+  capture   write a mirror's packets to a pcap or pcapng file, or print them like tcpdump
+  decode    print each packet of a capture file: tunnel, key/session, addresses (--json: one object each)
+  decap     strip GRE/ERSPAN from a capture file and write the mirrored frames to another
 
 Examples:
   ovntap create web -n shop --pod web-0 --direction both --gre-sink 10.0.0.9 --wait
@@ -43,6 +46,7 @@ Examples:
   ovntap list -n shop -l team=payments
   ovntap events -n shop --mirror web --follow
   ovntap delete web -n shop
+  ovntap decap erspan.pcap -w inner.pcap --session 7
 
 Run 'ovntap <command> --help' for its flags. 'ovntap --version' prints the version.
 
@@ -210,6 +214,109 @@ Examples:
   ovntap events --since 1h -o json | jq 'select(.type == "failed")'
 
 Exit codes: 0 done, 1 the stream cannot be read, 2 usage, 3 NATS unreachable.
+`,
+  capture: `Receive a mirror's packets from every node (the capture exporters' batches on
+ovntap.v1.capture.<ns>.<mirror>.*) and write them as pcap or pcapng, or print one line per packet
+like tcpdump. Stops at --count, at --duration, or on Ctrl-C; the file is complete either way.
+
+Usage:
+  ovntap capture MIRROR [-n NS] [-w FILE | -w -] [--pcapng] [--count N] [--duration DUR] [--filter EXPR]
+
+Flags:
+${NAMESPACE}
+  -w, --write FILE          write a pcap (nanosecond timestamps) to FILE; '-' writes it to standard
+                            output, for a pipe into tshark, tcpdump or Wireshark (wireshark -k -i -)
+  --pcapng                  write pcapng instead: one interface per mirror (if_name NS/MIRROR, the
+                            spec, read with a get request, in its description and comment)
+  --count N                 stop after exactly N packets (after --filter)
+  --duration DUR            stop after DUR (seconds, or 500ms, 90s, 5m)
+  --filter EXPR             keep only matching packets (the mirrored frames, after decapsulation):
+                            tcp udp icmp icmp6 arp ip ip6, [src|dst] host ADDR, [src|dst] net CIDR,
+                            [tcp|udp] [src|dst] port N, portrange A-B, and/&&, or/||, not/!, ( ).
+                            As in tcpdump, 'and' and 'or' have equal precedence, left to right
+
+Losses are never silent: packets the exporters dropped (reported in each batch), batches lost in
+transit (gaps in a node's sequence) and batches dropped here because the output was too slow are
+announced on stderr as they happen and counted in the closing summary. With -w and a terminal on
+stderr, a live counter shows packets, bytes, drops and lost batches.
+
+${CONNECTION}
+
+Examples:
+  ovntap capture web -n shop
+  ovntap capture web -n shop -w web.pcap --count 1000
+  ovntap capture web -n shop -w - --filter 'tcp port 443' | tshark -r -
+  ovntap capture web -n shop -w web.pcapng --pcapng --duration 1m
+
+Exit codes: 0 done, 1 the file cannot be written or NATS refused the subscription, 2 usage, 3 NATS
+unreachable.
+`,
+  decode: `Print every packet of a capture file, in order: for a GRE / ERSPAN packet from a transport
+interface, the tunnel and then the mirrored packet; any other frame as it is. Works offline (no
+NATS). The file is read as a stream: it may be larger than memory, and '-' reads standard input.
+
+Usage:
+  ovntap decode FILE [--json]
+
+Flags:
+  --json                    one JSON object per packet instead of a line:
+      {"n":1,"encap":"erspan2","key":null,"session":7,"src":"10.16.0.5","dst":"10.16.0.9",
+       "proto":"tcp","sport":40000,"dport":443,"len":118,"error":null}
+    n        position in the file, from 1
+    encap    gre (IP protocol 47), erspan2 (GRE 0x88BE, ERSPAN type II, version field 1),
+             erspan3 (GRE 0x22EB, type III, version field 2), or none
+    key      the GRE key, when the GRE header has one; else null
+    session  the 10-bit ERSPAN session id; else null
+    src dst proto sport dport
+             of the innermost IP packet (the mirrored one; ARP: sender and target addresses);
+             proto is tcp, udp, icmp, icmpv6, arp, gre, … or ip-proto-N
+    len      the frame's length on the wire as the file records it (tshark's frame.len)
+    error    null, or "<reason> <layer>" for the first problem: a header cut short
+             ("truncated gre"), an impossible field ("bad-version erspan"), a length field longer
+             than the frame ("bad-length ipv4"), or what ovntap does not unwrap
+             ("unsupported-protocol gre"); the other fields hold what was decoded before it
+  A field whose octets were not captured is null. A snaplen cut inside a payload is not an error.
+
+Examples:
+  ovntap decode mirror.pcap
+  ovntap decode mirror.pcapng --json | jq -c 'select(.error != null)'
+  tcpdump -i eth1 -w - 'ip proto 47' | ovntap decode - --json
+
+Exit codes: 0 done, 1 the file cannot be read or is not a (whole) pcap/pcapng file (the packets
+before the damage are printed), 2 usage.
+`,
+  decap: `Strip GRE / ERSPAN II / ERSPAN III from every packet of a capture file (pcap or pcapng, as
+written by tcpdump on a sink or by any switch's ERSPAN collector) and write the mirrored frames, with
+their timestamps, to another file. Works offline (no NATS); fast enough for multi-gigabyte files.
+
+Usage:
+  ovntap decap IN -w OUT [--key K | --session S] [--pcapng]
+
+Flags:
+  -w, --write OUT           the capture to write; '-' writes it to standard output. pcap, unless OUT
+                            ends in .pcapng or --pcapng is given
+  --pcapng                  write pcapng: one interface per inner link type (and per input interface,
+                            keeping its name), so mixed Ethernet and IP-only frames all fit
+  --key K                   keep only GRE packets with key K (0..4294967295)
+  --session S               keep only ERSPAN packets with session id S (0..1023)
+IN is a pcap or pcapng file, '-' for standard input.
+
+The mirrored frames: Ethernet for GRE (0x6558), ERSPAN II and ERSPAN III frame type 0; IP without
+a link layer (LINKTYPE_RAW) for GRE carrying IPv4/IPv6 directly and ERSPAN III frame type 2. A pcap
+holds one link type, that of the first frame written: frames of the other are left out, counted,
+and make the exit code 1 (write pcapng to keep them all). Original lengths come from the outer IP
+length, so a snaplen-cut capture stays a snaplen-cut capture.
+
+Nothing is left out silently: the summary on stderr counts every packet read — written, not
+GRE/ERSPAN (by reason), malformed or not unwrapped (by reason), of another tunnel.
+
+Examples:
+  ovntap decap sink.pcap -w inner.pcap
+  ovntap decap erspan.pcapng -w inner.pcapng --session 7
+  ovntap decap gre.pcap -w - --key 99 | tshark -r -
+
+Exit codes: 0 done, 1 the input cannot be read or is damaged (what came before is written), the
+output cannot be written, or frames were left out for their link type; 2 usage.
 `,
 };
 

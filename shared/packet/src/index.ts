@@ -197,3 +197,12 @@ export type {
 
 export { CaptureFormatError, CaptureStreamReader, detectCaptureFormat, readCapture } from "./capture.js";
 export type { CapturedPacket, CaptureFormat, CapturePushResult } from "./capture.js";
+
+export { compileFilter, FilterSyntaxError, formatFilter, parseFilter } from "./filter.js";
+export type { FilterDirection, FilterNode, FilterProtocol, FrameFilter } from "./filter.js";
+
+export { decodePacketRecord, ipProtocolName, recordError } from "./packet-record.js";
+export type { Encapsulation, PacketRecord, RecordReason } from "./packet-record.js";
+
+export { decapCapture, decapFailure, decapFrame, decapFrameResult, isNotEncapsulated } from "./decap-file.js";
+export type { DecapFrameResult, DecapOptions, DecapSink, DecapStats } from "./decap-file.js";
