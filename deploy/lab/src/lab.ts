@@ -677,11 +677,16 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
               extraEnv,
               httpPort,
               // The sink of `collector` mirrors is the lab's sink address, where the
-              // capture exporter sees the tunnels (on LAB_CAPTURE_IF); a test's own
-              // serviceEnv may say otherwise.
+              // capture exporter sees the tunnels (on LAB_CAPTURE_IF); its PCAP-over-IP
+              // listener is off, so labs side by side do not collide on port 57012. A
+              // test's own serviceEnv may say otherwise.
+              // Services run in the root namespace; the node agent reaches the node's links
+              // and routes in the node namespace (NODE_NETNS).
               serviceEnv: {
                 COLLECTOR_SINK: labEnv.LAB_SINK_IP,
                 CAPTURE_INTERFACE: labEnv.LAB_CAPTURE_IF,
+                NODE_NETNS: n.nodeNs,
+                PCAP_OVER_IP_PORT: "0",
                 ...opts.serviceEnv,
               },
             };

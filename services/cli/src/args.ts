@@ -25,6 +25,10 @@ export const OPTIONS = {
   pod: { type: "string", multiple: true },
   port: { type: "string", multiple: true },
   selector: { type: "string", short: "l" },
+  "ovs-node": { type: "string" },
+  "ovs-bridge": { type: "string" },
+  "ovs-port": { type: "string", multiple: true },
+  "ovs-vlan": { type: "string", multiple: true },
   direction: { type: "string" },
   "gre-sink": { type: "string" },
   key: { type: "string" },
@@ -32,6 +36,8 @@ export const OPTIONS = {
   "session-id": { type: "string" },
   "erspan-version": { type: "string" },
   collector: { type: "boolean" },
+  "output-port": { type: "string" },
+  "output-vlan": { type: "string" },
   ttl: { type: "string" },
   snaplen: { type: "string" },
   label: { type: "string", multiple: true },
@@ -73,6 +79,10 @@ export const SPEC_FLAGS = [
   "pod",
   "port",
   "selector",
+  "ovs-node",
+  "ovs-bridge",
+  "ovs-port",
+  "ovs-vlan",
   "direction",
   "gre-sink",
   "key",
@@ -80,6 +90,8 @@ export const SPEC_FLAGS = [
   "session-id",
   "erspan-version",
   "collector",
+  "output-port",
+  "output-vlan",
   "ttl",
   "snaplen",
   "label",
@@ -124,6 +136,10 @@ export interface Values {
   pod?: string[];
   port?: string[];
   selector?: string;
+  "ovs-node"?: string;
+  "ovs-bridge"?: string;
+  "ovs-port"?: string[];
+  "ovs-vlan"?: string[];
   direction?: string;
   "gre-sink"?: string;
   key?: string;
@@ -131,6 +147,8 @@ export interface Values {
   "session-id"?: string;
   "erspan-version"?: string;
   collector?: boolean;
+  "output-port"?: string;
+  "output-vlan"?: string;
   ttl?: string;
   snaplen?: string;
   label?: string[];

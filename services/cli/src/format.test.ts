@@ -135,6 +135,9 @@ describe("event lines", () => {
     expect(eventSummary(makeEvent("dataplane_error"))).toBe(
       "ovs: could not add network device ovn-abc (File exists) (node=node-1 bridge=br-int)",
     );
+    expect(eventSummary(makeEvent("dataplane_ok"))).toBe(
+      "ovs: programmed again (node=node-1 bridge=br-int); was: could not add network device ovn-abc (File exists)",
+    );
   });
 
   it("aligns the detail column across types", () => {

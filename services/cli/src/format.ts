@@ -227,8 +227,18 @@ export function eventSummary(event: LifecycleEvent): string {
         ["node", event.detail.node],
         ["bridge", event.detail.bridge],
         ["port", event.detail.port],
+        ["row", event.detail.row],
       ]);
       return `${event.detail.component}${event.detail.code ? ` ${event.detail.code}` : ""}: ${event.detail.message}${where ? ` (${where})` : ""}`;
+    }
+    case "dataplane_ok": {
+      const where = kv([
+        ["node", event.detail.node],
+        ["bridge", event.detail.bridge],
+        ["port", event.detail.port],
+        ["row", event.detail.row],
+      ]);
+      return `${event.detail.component}: programmed again${where ? ` (${where})` : ""}${event.detail.previous ? `; was: ${event.detail.previous}` : ""}`;
     }
   }
 }

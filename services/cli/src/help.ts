@@ -66,8 +66,12 @@ Source (one kind):
   --port LSP                a raw OVN logical switch port (admin policy); repeatable
   -l, --selector SEL        pods matching a label selector, followed as they come and go
                             (app=web,tier in (a,b),!legacy)
+  --ovs-node NODE           ports and/or VLANs of an Open vSwitch bridge on one node, mirrored by
+  --ovs-bridge BR           that node's agent (admin policy):
+    --ovs-port PORT         an OVS port of the bridge; repeat or comma-separate for several
+    --ovs-vlan V            a VLAN 0..4095 on the bridge; repeatable (VLANs alone need --direction both)
 Direction:
-  --direction DIR           ingress (to the pod), egress (from the pod) or both
+  --direction DIR           ingress (to the pod/port), egress (from it) or both
 Target (one):
   --gre-sink IP             GRE to IP (or pod:NAMESPACE/NAME for a receiving pod)
     --key K                 GRE key 0..4294967295 (allocated, unique per sink, when absent)
@@ -75,6 +79,9 @@ Target (one):
     --session-id S          ERSPAN session id 0..1023 (allocated when absent)
     --erspan-version 1|2    1 = type II (default; the only one OVN emits), 2 = type III (ovs sources)
   --collector               the capture exporter is the sink
+  --output-port PORT        ovs sources: a port of the same bridge that receives the copies (OVS
+                            dedicates it to mirroring)
+  --output-vlan V           ovs sources: flood the copies on VLAN 1..4095 of the same bridge
 Spec:
   --name NAME               the mirror's name (or the first argument)
 ${NAMESPACE}
@@ -97,6 +104,9 @@ Examples:
   ovntap create web -n shop --pod web-0 --pod web-1 --direction both --gre-sink 10.0.0.9 --key 99
   ovntap create db -n shop --pod db-0 --direction ingress --erspan-sink 10.0.0.9 --ttl 30m --wait
   ovntap create tap -n shop --pod web-0 --direction egress --collector --snaplen 128 --label team=sre
+  ovntap create sw -n ops --ovs-node worker-1 --ovs-bridge br-int --ovs-port veth1 --direction both \\
+    --output-port veth3
+  ovntap create up -n ops --ovs-node worker-1 --ovs-bridge br-ex --ovs-vlan 100 --direction both --gre-sink 10.0.0.9
   cat mirror.yaml | ovntap create -f - --request-id deploy-42
 
 A spec file:

@@ -176,3 +176,106 @@ describe("spec from flags", () => {
     });
   });
 });
+
+describe("OVS sources and outputs from flags", () => {
+  const ovs = { "ovs-node": "worker-1", "ovs-bridge": "br-int" };
+
+  it("builds an ovs source with ports and VLANs, and each target", () => {
+    expect(
+      specFromFlags(
+        {
+          ...ovs,
+          "ovs-port": ["veth1,veth2", "veth4"],
+          direction: "both",
+          "output-port": "veth3",
+          snaplen: "128",
+        },
+        "sw",
+        "ops",
+      ),
+    ).toEqual({
+      name: "sw",
+      namespace: "ops",
+      sources: { type: "ovs", node: "worker-1", bridge: "br-int", ports: ["veth1", "veth2", "veth4"] },
+      direction: "both",
+      target: { type: "ovsPort", node: "worker-1", bridge: "br-int", port: "veth3" },
+      snaplen: 128,
+    });
+    expect(
+      specFromFlags(
+        { ...ovs, "ovs-vlan": ["100,200", "300"], direction: "both", "output-vlan": "42" },
+        "a",
+        "b",
+      ),
+    ).toMatchObject({
+      sources: { type: "ovs", node: "worker-1", bridge: "br-int", vlans: [100, 200, 300] },
+      target: { type: "ovsVlan", node: "worker-1", bridge: "br-int", vlan: 42 },
+    });
+    for (const [flags, target] of [
+      [{ "gre-sink": "198.51.100.2" }, { type: "gre", sink: "198.51.100.2" }],
+      [
+        { "erspan-sink": "198.51.100.2", "erspan-version": "2" },
+        { type: "erspan", sink: "198.51.100.2", version: 2 },
+      ],
+      [{ collector: true }, { type: "collector" }],
+    ] as const) {
+      const spec = specFromFlags({ ...ovs, "ovs-port": ["veth1"], direction: "egress", ...flags }, "a", "b");
+      expect(spec.target).toEqual(target);
+      expect(validateSpec(spec).ok).toBe(true);
+    }
+  });
+
+  it.each([
+    [{ "ovs-node": "worker-1", "ovs-port": ["veth1"] }, /an OVS source needs --ovs-bridge BRIDGE/],
+    [{ "ovs-bridge": "br-int", "ovs-port": ["veth1"] }, /an OVS source needs --ovs-node NODE/],
+    [{ ...ovs }, /an OVS source needs --ovs-port PORT or --ovs-vlan V/],
+    [{ ...ovs, "ovs-vlan": ["x"] }, /--ovs-vlan: "x" is not an integer/],
+    [{ ...ovs, "ovs-port": ["veth1"], pod: ["web-0"] }, /takes one kind of source/],
+    [{ ...ovs, "ovs-port": ["veth1"] }, /needs a target: .*--output-port PORT or --output-vlan V/],
+    [{ ...ovs, "ovs-port": ["veth1"], "output-port": "v3", collector: true }, /takes one target/],
+    [
+      { pod: ["web-0"], "output-port": "veth3" },
+      /--output-port outputs on an OVS bridge: it goes with --ovs-node/,
+    ],
+    [{ pod: ["web-0"], "output-vlan": "5" }, /--output-vlan outputs on an OVS bridge/],
+  ])("refuses %j", (flags, message) => {
+    expect(() => specFromFlags({ direction: "both", ...flags }, "a", "b")).toThrow(message);
+  });
+
+  it("names the OVS flag of each problem the contract finds", () => {
+    const spec = specFromFlags(
+      { ...ovs, "ovs-port": ["veth1"], direction: "egress", "output-port": "veth1", "ovs-bridge": "br-int" },
+      "a",
+      "b",
+    );
+    expect(() => checkSpec(spec, { flags: spec })).toThrow(
+      /--output-port: target\.port must not be one of sources\.ports/,
+    );
+    const vlansOnly = specFromFlags(
+      { ...ovs, "ovs-vlan": ["7"], direction: "egress", collector: true },
+      "a",
+      "b",
+    );
+    expect(() => checkSpec(vlansOnly, { flags: vlansOnly })).toThrow(/--direction: direction must be both/);
+    const badVlan = specFromFlags(
+      { ...ovs, "ovs-port": ["p"], direction: "both", "output-vlan": "0" },
+      "a",
+      "b",
+    );
+    expect(() => checkSpec(badVlan, { flags: badVlan })).toThrow(/--output-vlan: target\.vlan must be ≥ 1/);
+    const badBridge = specFromFlags(
+      {
+        "ovs-node": "worker-1",
+        "ovs-bridge": "a-very-long-bridge",
+        "ovs-port": ["p"],
+        direction: "both",
+        collector: true,
+      },
+      "a",
+      "b",
+    );
+    expect(() => checkSpec(badBridge, { flags: badBridge })).toThrow(
+      /--ovs-bridge: sources\.bridge must be at most 15/,
+    );
+  });
+});

@@ -98,6 +98,36 @@ export function parseSink(flag: string, value: string): unknown {
   return value.trim();
 }
 
+/** `--ovs-node N --ovs-bridge B [--ovs-port P…] [--ovs-vlan V…]`, or undefined when none is given. */
+function ovsSource(
+  values: Values,
+): { type: "ovs"; node: string; bridge: string; ports?: string[]; vlans?: number[] } | undefined {
+  const ports = (values["ovs-port"] ?? []).flatMap((p) => p.split(",")).map((p) => p.trim());
+  const vlans = (values["ovs-vlan"] ?? [])
+    .flatMap((v) => v.split(","))
+    .map((v) => parseInteger("--ovs-vlan", v, VERB));
+  const node = values["ovs-node"];
+  const bridge = values["ovs-bridge"];
+  if (node === undefined && bridge === undefined && ports.length === 0 && vlans.length === 0)
+    return undefined;
+  if (node === undefined || bridge === undefined) {
+    throw new UsageError(
+      `an OVS source needs ${node === undefined ? "--ovs-node NODE" : "--ovs-bridge BRIDGE"}: mirror ports or VLANs of one bridge on one node`,
+      VERB,
+    );
+  }
+  if (ports.length === 0 && vlans.length === 0) {
+    throw new UsageError("an OVS source needs --ovs-port PORT or --ovs-vlan V (repeatable)", VERB);
+  }
+  return {
+    type: "ovs",
+    node,
+    bridge,
+    ...(ports.length ? { ports } : {}),
+    ...(vlans.length ? { vlans } : {}),
+  };
+}
+
 /** Builds the spec object from flags; the schema checks values, this checks presence and exclusivity. */
 export function specFromFlags(values: Values, name: string, namespace: string): Record<string, unknown> {
   const sources: unknown[] = [];
@@ -106,14 +136,19 @@ export function specFromFlags(values: Values, name: string, namespace: string): 
   if (values.port?.length) sources.push({ type: "ports", names: values.port });
   if (values.selector !== undefined)
     sources.push({ type: "selector", ...parseSelector("--selector", values.selector, VERB) });
+  const ovs = ovsSource(values);
+  if (ovs) sources.push(ovs);
   if (sources.length === 0) {
     throw new UsageError(
-      "needs a source: --pod NAME (repeatable), --port LSP (repeatable) or -l/--selector app=web",
+      "needs a source: --pod NAME (repeatable), --port LSP (repeatable), -l/--selector app=web, or --ovs-node NODE --ovs-bridge BR --ovs-port PORT / --ovs-vlan V",
       VERB,
     );
   }
   if (sources.length > 1) {
-    throw new UsageError("takes one kind of source: --pod, --port or --selector, not several", VERB);
+    throw new UsageError(
+      "takes one kind of source: --pod, --port, --selector or --ovs-node/--ovs-bridge, not several",
+      VERB,
+    );
   }
 
   const targets: Record<string, unknown>[] = [];
@@ -124,11 +159,27 @@ export function specFromFlags(values: Values, name: string, namespace: string): 
     targets.push({ type: "erspan", sink: parseSink("--erspan-sink", values["erspan-sink"]) });
   }
   if (values.collector) targets.push({ type: "collector" });
+  for (const flag of ["output-port", "output-vlan"] as const) {
+    const v = values[flag];
+    if (v === undefined) continue;
+    if (!ovs) {
+      throw new UsageError(
+        `--${flag} outputs on an OVS bridge: it goes with --ovs-node, --ovs-bridge and --ovs-port/--ovs-vlan`,
+        VERB,
+      );
+    }
+    const at = { node: ovs.node, bridge: ovs.bridge };
+    targets.push(
+      flag === "output-port"
+        ? { type: "ovsPort", ...at, port: v.trim() }
+        : { type: "ovsVlan", ...at, vlan: parseInteger("--output-vlan", v, VERB) },
+    );
+  }
   if (targets.length !== 1) {
     throw new UsageError(
       targets.length === 0
-        ? "needs a target: --gre-sink IP, --erspan-sink IP or --collector"
-        : "takes one target: --gre-sink, --erspan-sink or --collector, not several",
+        ? `needs a target: --gre-sink IP, --erspan-sink IP${ovs ? ", --collector, --output-port PORT or --output-vlan V" : " or --collector"}`
+        : `takes one target: --gre-sink, --erspan-sink${ovs ? ", --collector, --output-port or --output-vlan" : " or --collector"}, not several`,
       VERB,
     );
   }
@@ -210,9 +261,17 @@ export function flagForPath(path: string, spec?: Record<string, unknown>): strin
     [/^name$/, "--name"],
     [/^namespace$/, "--namespace"],
     [/^sources\.names/, sourceType === "ports" ? "--port" : "--pod"],
-    [/^sources/, "--selector"],
+    [/^sources\.node$/, "--ovs-node"],
+    [/^sources\.bridge$/, "--ovs-bridge"],
+    [/^sources\.ports/, "--ovs-port"],
+    [/^sources\.vlans/, "--ovs-vlan"],
+    [/^sources/, sourceType === "ovs" ? "--ovs-node" : "--selector"],
     [/^direction$/, "--direction"],
     [/^target\.sink/, targetType === "erspan" ? "--erspan-sink" : "--gre-sink"],
+    [/^target\.node$/, "--ovs-node"],
+    [/^target\.bridge$/, "--ovs-bridge"],
+    [/^target\.port$/, "--output-port"],
+    [/^target\.vlan$/, "--output-vlan"],
     [/^target\.key$/, "--key"],
     [/^target\.sessionId$/, "--session-id"],
     [/^target\.version$/, "--erspan-version"],

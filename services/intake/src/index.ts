@@ -7,6 +7,8 @@
  */
 export { boundedError, createIntake, INTAKE_PRINCIPAL, INTAKE_QUEUE_GROUP } from "./intake.js";
 export type { Handled, IncomingRequest, Intake, IntakeDeps, Outcome } from "./intake.js";
+export { createNodeQueues } from "./node-queues.js";
+export type { NodeQueue, NodeQueues, NodeQueuesOptions } from "./node-queues.js";
 export {
   compilePolicy,
   DEFAULT_POLICY,

@@ -1,8 +1,9 @@
 /**
  * The intake service: answers mirror requests on `ovntap.v1.req.<ns>` in the queue group
  * `ovntap-intake` (replicas share the load), validates, authorizes, dedupes by `requestId`,
- * stores desired state, enqueues `ovn-apply` work, and records `requested` / `accepted` /
- * `rejected` events.
+ * stores desired state, enqueues the work — `ovn-apply` for OVN mirrors, `node.<node>` for
+ * mirrors whose sources are `ovs` (that node's agent applies them) — and records `requested` /
+ * `accepted` / `rejected` events.
  *
  *     const intake = createIntake({ nc, redis, logger, policy: staticPolicy(), metrics });
  *     await intake.start();     // ensures OVNTAP_EVENTS, subscribes
@@ -13,6 +14,13 @@
  * CONFLICT) → `requested` event (mutating ops) → policy → the store's atomic write → `accepted`
  * events → enqueue → reply. Every refusal is a `rejected` event and changes nothing else. Reads
  * (get, list) record only refusals. A request without a reply subject is processed the same way.
+ *
+ * Store, then enqueue (no transaction spans Redis keys and a BullMQ add, and none is needed):
+ * the job id is `<ns>/<name>@<generation>`, so a repeated add is the same job, and a crash in
+ * between loses nothing — the record stays with `observedGeneration < generation` until an
+ * applier applies it. For `ovn-apply` the applier's pending sweep (`store.pendingReconcile`)
+ * enqueues it; for `node.<node>` the node agent's periodic resync (RESYNC_INTERVAL_MS, 30 s by
+ * default, and at its start) reconciles every `ovs` mirror of its node in the store, queued or not.
  */
 import { performance } from "node:perf_hooks";
 import type { MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -41,6 +49,7 @@ import type {
   ListRequest,
   MirrorRecord,
   MirrorRequest,
+  NodeApplyJob,
   OvnApplyJob,
   Reply,
   RequestOp,
@@ -61,6 +70,7 @@ import { createHash } from "node:crypto";
 import type { CompiledPolicy, Grant, Identity } from "./policy.js";
 import { staticPolicy } from "./policy-source.js";
 import type { PolicySource } from "./policy-source.js";
+import { createNodeQueues, type NodeQueues } from "./node-queues.js";
 import { resolveIdentity } from "./principal.js";
 import type { PrincipalResolver } from "./principal.js";
 import { selectorMatches } from "./selector.js";
@@ -95,6 +105,10 @@ export interface IntakeDeps {
   queuePrefix?: string;
   /** Replaces `enqueueApply(queue, job)`; tests inject failures here. */
   enqueue?: (job: OvnApplyJob) => Promise<unknown>;
+  /** Producers of the `node.<node>` queues (default: made on `redis` with `queuePrefix`). */
+  nodeQueues?: NodeQueues;
+  /** Replaces `nodeQueues.enqueue(job)` for mirrors with `ovs` sources; tests inject failures here. */
+  enqueueNode?: (job: NodeApplyJob) => Promise<unknown>;
   /** Default `ovntap.v1.req.>`. */
   subject?: string;
   /** Default INTAKE_QUEUE_GROUP. */
@@ -120,6 +134,8 @@ export interface Intake {
   readonly store: Store;
   readonly events: EventLog;
   readonly queue: ApplyQueue;
+  /** The `node.<node>` queues of mirrors with `ovs` sources. */
+  readonly nodeQueues: NodeQueues;
   /** Ensures the events stream (retrying a few times) and subscribes. */
   start(): Promise<void>;
   /** Stops taking requests and waits for those in flight. */
@@ -197,6 +213,11 @@ export function createIntake(deps: IntakeDeps): Intake {
       ...(deps.queuePrefix ? { prefix: deps.queuePrefix } : {}),
     });
   const enqueue = deps.enqueue ?? ((job: OvnApplyJob) => enqueueApply(queue, job));
+  const ownNodeQueues = deps.nodeQueues === undefined;
+  const nodeQueues =
+    deps.nodeQueues ??
+    createNodeQueues({ connection: deps.redis, prefix: deps.queuePrefix, logger: deps.logger });
+  const enqueueNode = deps.enqueueNode ?? ((job: NodeApplyJob) => nodeQueues.enqueue(job));
 
   const m = deps.metrics;
   const requests = m?.counter({
@@ -217,7 +238,7 @@ export function createIntake(deps: IntakeDeps): Intake {
   });
   const enqueueFailures = m?.counter({
     name: "intake_enqueue_failures_total",
-    help: "Stored requests whose job could not be enqueued (the applier's sweep enqueues them)",
+    help: "Stored requests whose job could not be enqueued (the applier's sweep or the node agent's resync picks them up)",
   });
   const publishFailures = m?.counter({
     name: "intake_event_publish_failures_total",
@@ -328,19 +349,30 @@ export function createIntake(deps: IntakeDeps): Intake {
       generation: record.generation,
       reason,
     };
+    // Mirrors of OVS bridge ports are their node agent's (its queue node.<node>); the others
+    // the ovn-applier's.
+    const sources = record.spec.sources;
+    const node = sources.type === "ovs" ? sources.node : undefined;
     // The audit trail first: an applier may take the job the moment it is queued, and its
     // `applying` must not land in the stream before the `accepted` it acts on.
     const published = await publishOutbox(outbox);
     // Queueing and marking the outbox published are independent: one round trip for both.
     const [queued, marked] = await Promise.allSettled([
-      enqueue(job),
+      node === undefined ? enqueue(job) : enqueueNode({ ...job, node }),
       published ? store.markEventsPublished(ctx.requestId) : Promise.resolve(false),
     ]);
     if (queued.status === "rejected") {
-      // The record is stored with observedGeneration < generation: the applier's sweep
-      // (store.pendingReconcile) enqueues it under the same job id. Nothing is lost.
+      // The record is stored with observedGeneration < generation. Nothing is lost: the
+      // applier's sweep (store.pendingReconcile) enqueues an OVN mirror under the same job id,
+      // and the node agent's periodic resync reconciles an ovs mirror of its node unqueued.
       enqueueFailures?.inc();
-      log.error({ err: queued.reason, ...job }, "enqueue failed, the reconcile sweep will enqueue it");
+      if (node === undefined)
+        log.error({ err: queued.reason, ...job }, "enqueue failed, the reconcile sweep will enqueue it");
+      else
+        log.error(
+          { err: queued.reason, ...job, node },
+          "enqueue failed, the node agent's resync will apply it",
+        );
     }
     if (marked.status === "rejected") {
       // The events are in the stream; a duplicate of this request publishes them again under
@@ -853,6 +885,7 @@ export function createIntake(deps: IntakeDeps): Intake {
     store,
     events,
     queue,
+    nodeQueues,
     handle,
     isReady: () => ready && !deps.nc.isClosed(),
     async start() {
@@ -890,6 +923,7 @@ export function createIntake(deps: IntakeDeps): Intake {
       await loop;
       await Promise.allSettled([...inFlight]);
       if (ownQueue) await queue.close();
+      if (ownNodeQueues) await nodeQueues.close();
       log.info("intake stopped");
     },
   };

@@ -158,6 +158,7 @@ describe("data-plane truth of OVN mirrors", () => {
         node: lab.env.LAB_NODE,
         bridge: "br-int",
         port: "ovn-ovntap.default.dup",
+        row: "ovntap.default.dup",
       },
     });
 
@@ -165,9 +166,25 @@ describe("data-plane truth of OVN mirrors", () => {
     await lab.nbctl("mirror-del", "theirs");
     await lab.vsctl("--if-exists", "del-port", "br-int", "ovn-ovntap.default.dup");
     await waitState("ovntap.default.dup", "programmed", 20_000);
-    // One event for that error, however often it was seen.
-    const again = await events.history(NS, "dup", { timeoutMs: 1_000 });
+    // One event for that error, however often it was seen, and one saying it is over.
+    const again = await waitFor(
+      async () => {
+        const t = await events.history(NS, "dup", { timeoutMs: 1_000 });
+        return t.some((e) => e.type === "dataplane_ok") ? t : undefined;
+      },
+      { what: "the dataplane_ok event" },
+    );
     expect(again.filter((e) => e.type === "dataplane_error")).toHaveLength(1);
+    expect(again.filter((e) => e.type === "dataplane_ok").map((e) => e.detail)).toEqual([
+      {
+        component: "ovs",
+        node: lab.env.LAB_NODE,
+        bridge: "br-int",
+        port: "ovn-ovntap.default.dup",
+        row: "ovntap.default.dup",
+        previous: "could not add network device ovn-ovntap.default.dup to ofproto (File exists)",
+      },
+    ]);
   });
 
   it("reports mirrors removed out of band (clear bridge br-int mirrors) after the grace period", async () => {

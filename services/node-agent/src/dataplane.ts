@@ -17,61 +17,35 @@
  * back until it recomputes.
  *
  * `DataplaneWatcher` re-evaluates on every OVS or SB change (and on a timer, for grace periods),
- * keeps the per-node record `ovntap_dataplane[<node>]` in a JetStream KV bucket current, and
- * publishes a `dataplane_error` lifecycle event when a mirror enters an error (or its error
- * text changes).
+ * keeps the per-node record `ovntap_dataplane[<node>]` (contracts `DataplaneRecord`) in a
+ * JetStream KV bucket current, and publishes a `dataplane_error` lifecycle event when a mirror
+ * enters an error (or its error text changes) and `dataplane_ok` when it is programmed again.
  */
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { KV } from "@nats-io/kv";
-import { MAX_MIRRORS_PER_BRIDGE, MirrorName, Namespace, NodeName } from "@ovntap/contracts";
+import {
+  DATAPLANE_KV_BUCKET,
+  DATAPLANE_REFRESH_MS as CONTRACT_REFRESH_MS,
+  DataplaneRecord,
+  DataplaneState,
+  MAX_MIRRORS_PER_BRIDGE,
+  MESSAGE_MAX,
+  MirrorDataplane,
+} from "@ovntap/contracts";
 import type { Logger } from "@ovntap/runtime";
 import { eventId, makeEvent, type EventLog, type Store } from "@ovntap/store";
-import { z } from "zod";
 import { mirrorId, OVN_OWNED_KEY, ovnTunnelPort, parseOvnRowName } from "./names.js";
 import type { ExpectedMirror } from "./ovn/sb.js";
 import type { MirrorRow, OvsState } from "./ovs/state.js";
 
-/** JetStream KV bucket holding each node's data-plane record, keyed by node name. */
-export const DATAPLANE_KV_BUCKET = "ovntap_dataplane";
+export { DATAPLANE_KV_BUCKET, DataplaneRecord, DataplaneState, MirrorDataplane };
 
-/** The data-plane record is rewritten at least this often, changed or not. */
-export const DATAPLANE_REFRESH_MS = 30_000;
+/** The data-plane record is rewritten at least this often, changed or not (contracts). */
+export const DATAPLANE_REFRESH_MS = CONTRACT_REFRESH_MS;
 
 /** ovs-vswitchd refreshes `Mirror.statistics` this often unless `other_config:stats-update-interval` says otherwise. */
 export const DEFAULT_STATS_UPDATE_MS = 5_000;
-
-export const DataplaneState = z.enum(["programmed", "pending", "error"]);
-export type DataplaneState = z.infer<typeof DataplaneState>;
-
-/** One OVN mirror row on one node. */
-export const MirrorDataplane = z.object({
-  namespace: Namespace,
-  mirror: MirrorName,
-  /** The NB/SB Mirror row name, also the OVS Mirror row ovn-controller creates. */
-  row: z.string().min(1).max(256),
-  bridge: z.string().max(256).optional(),
-  /** The tunnel port ovn-controller creates, `ovn-<row>`. */
-  port: z.string().max(256).optional(),
-  state: DataplaneState,
-  /** Why not programmed: the OVS error text or what is missing. */
-  message: z.string().max(4096).optional(),
-  /** Which component failed: ovs-vswitchd's own error, or ovn-controller not creating the rows. */
-  component: z.enum(["ovs", "ovn-controller"]).optional(),
-  /** When the row entered this state (as seen by this agent). */
-  since: z.string(),
-});
-export type MirrorDataplane = z.infer<typeof MirrorDataplane>;
-
-/** The value of `ovntap_dataplane[<node>]`. */
-export const DataplaneRecord = z.object({
-  node: NodeName,
-  /** The OVN chassis name (OVS `external_ids:system-id`). */
-  chassis: z.string(),
-  time: z.string(),
-  mirrors: z.array(MirrorDataplane),
-});
-export type DataplaneRecord = z.infer<typeof DataplaneRecord>;
 
 export interface EvaluateInput {
   /** SB: the mirrors this chassis must program, by row name. */
@@ -236,6 +210,8 @@ export class DataplaneWatcher extends EventEmitter<DataplaneEvents> {
   private readonly expectedSince = new Map<string, number>();
   private readonly ovsSince = new Map<string, number>();
   private current = new Map<string, MirrorDataplane>();
+  /** Rows in an error announced by this process, until they are programmed again. */
+  private readonly failing = new Map<string, MirrorDataplane>();
   private published: string | undefined;
   private publishedAt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -337,7 +313,9 @@ export class DataplaneWatcher extends EventEmitter<DataplaneEvents> {
     const next = new Map<string, MirrorDataplane>();
     const changed: [MirrorDataplane, MirrorDataplane | undefined][] = [];
     const iso = new Date(nowMs).toISOString();
-    for (const v of verdicts) {
+    for (const verdict of verdicts) {
+      // The record's messages are bounded like every contract text.
+      const v = verdict.message ? { ...verdict, message: verdict.message.slice(0, MESSAGE_MAX) } : verdict;
       const prev = this.current.get(v.row);
       const same = prev && prev.state === v.state && prev.message === v.message;
       const entry: MirrorDataplane = same ? prev : { ...v, since: iso };
@@ -345,15 +323,24 @@ export class DataplaneWatcher extends EventEmitter<DataplaneEvents> {
       if (!same) changed.push([entry, prev]);
     }
     this.current = next;
+    for (const row of this.failing.keys()) if (!next.has(row)) this.failing.delete(row);
+    // The record first: the applier turns an error into Degraded from it, events or not.
+    await this.publishRecord();
     for (const [entry, prev] of changed) {
       const fields = { mirror: `${entry.namespace}/${entry.mirror}`, row: entry.row, state: entry.state };
       if (entry.state === "error")
         this.log.warn({ ...fields, message: entry.message }, "mirror not programmed");
       else this.log.info({ ...fields, previous: prev?.state }, "mirror data-plane state");
       this.emit("transition", entry, prev);
-      if (entry.state === "error") await this.announceError(entry);
+      if (entry.state === "error") {
+        this.failing.set(entry.row, entry);
+        await this.announce("dataplane_error", entry);
+      } else if (entry.state === "programmed") {
+        const ended = this.failing.get(entry.row);
+        this.failing.delete(entry.row);
+        if (ended) await this.announce("dataplane_ok", entry, ended);
+      }
     }
-    await this.publishRecord();
   }
 
   private async publishRecord(): Promise<void> {
@@ -369,43 +356,64 @@ export class DataplaneWatcher extends EventEmitter<DataplaneEvents> {
     this.publishedAt = nowMs;
   }
 
-  private async announceError(entry: MirrorDataplane): Promise<void> {
+  /**
+   * `dataplane_error` when a row enters an error (or its text changes); `dataplane_ok` when a
+   * row this process saw failing is programmed again.
+   */
+  private async announce(
+    type: "dataplane_error" | "dataplane_ok",
+    entry: MirrorDataplane,
+    ended?: MirrorDataplane,
+  ): Promise<void> {
     const { events, store } = this.deps;
     if (!events || !store) return;
     const record = await store.getRecord(entry.namespace, entry.mirror);
     // Only mirrors ovntap stores (the row name could be anyone's, but then there is no one to tell).
     if (!record) return;
-    const message = entry.message ?? "not programmed";
-    await events.publish(
-      makeEvent("dataplane_error", {
-        namespace: entry.namespace,
-        mirror: entry.mirror,
-        generation: record.generation,
-        principal: this.deps.principal,
-        requestId: record.requestId,
-        // One event per node, row, generation and error text: a re-evaluation or a restart
-        // repeats it into JetStream's duplicate window instead of the audit trail.
-        eventId: eventId(
-          entry.namespace,
-          entry.mirror,
-          record.generation,
-          "dataplane_error",
-          this.deps.node,
-          shortHash(`${entry.row}\n${message}`),
-        ),
-        detail: {
-          component: entry.component ?? "ovs",
-          message: message.slice(0, 4096),
-          node: this.deps.node,
-          ...(entry.bridge ? { bridge: entry.bridge } : {}),
-          ...(entry.port ? { port: entry.port } : {}),
-        },
-        time: this.now(),
-      }),
-    );
+    const where = {
+      node: this.deps.node,
+      ...(entry.bridge ? { bridge: entry.bridge } : {}),
+      ...(entry.port ? { port: entry.port } : {}),
+      row: entry.row,
+    };
+    const base = {
+      namespace: entry.namespace,
+      mirror: entry.mirror,
+      generation: record.generation,
+      principal: this.deps.principal,
+      requestId: record.requestId,
+      time: this.now(),
+    };
+    const id = (hashed: string) =>
+      eventId(entry.namespace, entry.mirror, record.generation, type, this.deps.node, shortHash(hashed));
+    if (type === "dataplane_error") {
+      const message = entry.message ?? "not programmed";
+      await events.publish(
+        makeEvent("dataplane_error", {
+          ...base,
+          // One event per node, row, generation and error text: a re-evaluation or a restart
+          // repeats it into JetStream's duplicate window instead of the audit trail.
+          eventId: id(`${entry.row}\n${message}`),
+          detail: { component: entry.component ?? "ovs", message, ...where },
+        }),
+      );
+    } else {
+      await events.publish(
+        makeEvent("dataplane_ok", {
+          ...base,
+          // One per error that ended (its text and when it began).
+          eventId: id(`${entry.row}\n${ended?.message ?? ""}\n${ended?.since ?? ""}`),
+          detail: {
+            component: ended?.component ?? "ovs",
+            ...where,
+            ...(ended?.message ? { previous: ended.message } : {}),
+          },
+        }),
+      );
+    }
     this.log.info(
-      { mirror: mirrorId({ namespace: entry.namespace, name: entry.mirror }), row: entry.row },
-      "dataplane_error published",
+      { mirror: mirrorId({ namespace: entry.namespace, name: entry.mirror }), row: entry.row, type },
+      "data-plane event published",
     );
   }
 }

@@ -28,18 +28,30 @@
  *
  * Concurrency: a Redis lock per mirror (lock.ts) makes one replica reconcile a mirror at a
  * time; BullMQ's own job ids (`<ns>/<name>@<generation>`) fold duplicate enqueues.
+ *
+ * The nodes' data plane (with `nc`): the node agents report each ovntap OVN mirror row on their
+ * node in KV `ovntap_dataplane` (dataplane.ts). A mirror NB and the chassis are done with but
+ * some node's OVS refused is Degraded `DataplaneError` with the OVS text; a change there runs a
+ * follow-up reconcile at once (beside the worker, like the chassis catching up), so the status
+ * follows the node within a second or so, both ways. Keys: besides every NB Mirror row's,
+ * allocation avoids the keys node agents hold for their own tunnels towards the same sink
+ * (contracts `nodeKeyClaimsKey`).
  */
 import { randomBytes } from "node:crypto";
 import { Worker, UnrecoverableError, type Job, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import {
   mirrorJobId,
+  nodeKeyClaimsKey,
   OVN_APPLY_QUEUE,
   OvnApplyJob,
+  parseKeyClaim,
   type JobReason,
+  type MirrorCondition,
   type MirrorRecord,
   type MirrorStatus,
 } from "@ovntap/contracts";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { OvsdbClient } from "@ovntap/ovsdb";
 import type { Logger, Metrics } from "@ovntap/runtime";
 import {
@@ -55,6 +67,7 @@ import {
 } from "@ovntap/store";
 import type { EventDetail, EventType } from "@ovntap/contracts";
 import { DEFAULT_CONFIG, type ApplierConfig } from "./config.js";
+import { DataplaneView, describeProblems } from "./dataplane.js";
 import { LockBusyError, MirrorLocks } from "./lock.js";
 import { ReconcileError } from "./nb/errors.js";
 import { mirrorId, parseMirrorId } from "./nb/names.js";
@@ -62,7 +75,7 @@ import type { DesiredMirror } from "./nb/plan.js";
 import { NbReconciler, toReconcileError, type ConvergeResult } from "./nb/reconciler.js";
 import { NbState } from "./nb/state.js";
 import { NbWatcher, type TriggerReason } from "./nb/watcher.js";
-import { buildStatus, eventIds, PRINCIPAL, sameStatus } from "./status.js";
+import { buildStatus, condition, eventIds, PRINCIPAL, sameStatus } from "./status.js";
 
 export interface ApplierDeps {
   /** A connected OVN NB client; the applier monitors through it. The caller closes it. */
@@ -78,6 +91,11 @@ export interface ApplierDeps {
   config?: Partial<ApplierConfig>;
   /** Readiness of NATS (main passes `nats.isConnected`). */
   natsConnected?: () => boolean;
+  /**
+   * NATS, to watch the node agents' data-plane records (KV `ovntap_dataplane`): an OVN mirror
+   * whose rows a node's OVS refused is Degraded with the OVS text. Without it that check is off.
+   */
+  nc?: NatsConnection | undefined;
   /** Store key prefix, for the lock keys (default "{ovntap}", a Redis Cluster hash tag). */
   storePrefix?: string | undefined;
   now?: () => Date;
@@ -97,6 +115,8 @@ export interface Applier {
   readonly reconciler: NbReconciler;
   readonly watcher: NbWatcher;
   readonly queue: ApplyQueue;
+  /** The node agents' data-plane records (when `nc` was given). */
+  readonly dataplane: DataplaneView | undefined;
   /** Starts the worker, the watcher and the sweeps (the NB monitor is up after createApplier). */
   start(): Promise<void>;
   /** Stops taking jobs, waits for running ones, stops the loops (connections stay open). */
@@ -120,12 +140,19 @@ const OWN_JOB_OPTIONS = {
 /** BullMQ priority of chassis triggers (0, no priority, comes first; higher numbers later). */
 const CHASSIS_PRIORITY = 10;
 
-const TRIGGER_REASON: Record<TriggerReason, JobReason> = {
+/** What makes the applier look at a mirror again: the NB watcher's reasons, and a node's data plane. */
+type Trigger = TriggerReason | "dataplane";
+
+const TRIGGER_REASON: Record<Trigger, JobReason> = {
   drift: "drift",
   port: "pods_changed",
   chassis: "resync",
   resync: "resync",
+  dataplane: "drift",
 };
+
+/** Status reason of an OVN mirror a node's data plane does not carry. */
+export const DATAPLANE_REASON = "DataplaneError";
 
 export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   const config: ApplierConfig = { ...DEFAULT_CONFIG, ...deps.config };
@@ -134,12 +161,32 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   const { store } = deps;
 
   const state = await NbState.start(deps.nb, { logger: log });
+  const storePrefix = deps.storePrefix ?? DEFAULT_PREFIX;
   const reconciler = await NbReconciler.create({
     state,
     logger: log,
     collectorSink: config.collectorSink,
     hvTimeoutMs: config.hvTimeoutMs,
+    // The node agents' own tunnels towards the sink (their claims): OVS refuses a second
+    // tunnel to one sink with one key whoever made the first.
+    reservedKeys: async (sink, id) => {
+      const claims = await deps.redis.hgetall(nodeKeyClaimsKey(storePrefix, sink));
+      const out = new Map<number, string>();
+      for (const [key, value] of Object.entries(claims)) {
+        const c = parseKeyClaim(value);
+        if (c && `${c.namespace}/${c.name}` === id) continue;
+        if (!/^\d+$/.test(key)) continue;
+        out.set(
+          Number(key),
+          c
+            ? `the tunnel of ovs mirror ${c.namespace}/${c.name} on node ${c.node}`
+            : `a node agent (${value})`,
+        );
+      }
+      return out;
+    },
   });
+  const dataplane = deps.nc ? new DataplaneView({ logger: log }) : undefined;
   /** Per mirror: the generation whose `applying` event and status this process wrote. */
   const applyingSent = new Map<string, number>();
   const watcher = new NbWatcher(state, reconciler, { logger: log, checkIntervalMs: config.driftCheckMs });
@@ -148,7 +195,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     ...(config.bullmqPrefix !== undefined ? { prefix: config.bullmqPrefix } : {}),
   });
   const locks = new MirrorLocks(deps.redis, {
-    prefix: deps.storePrefix ?? DEFAULT_PREFIX,
+    prefix: storePrefix,
     ttlMs: config.lockTtlMs,
     logger: log,
   });
@@ -236,6 +283,36 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       delay,
       jobId: `${mirrorJobId(data)}/expire`,
     });
+  }
+
+  /** What the node agents report of the mirror: problems, and the DataplaneProgrammed condition. */
+  function dataplaneOf(
+    id: string,
+    generation: number,
+    previous: MirrorStatus | undefined,
+  ): { problems: ReturnType<DataplaneView["problems"]>; conditions: MirrorCondition[] } {
+    if (!dataplane) return { problems: [], conditions: [] };
+    const v = dataplane.mirror(id);
+    if (v.problems.length > 0) {
+      return {
+        problems: v.problems,
+        conditions: [
+          condition("DataplaneProgrammed", "False", generation, now(), previous, {
+            reason: DATAPLANE_REASON,
+            message: describeProblems(v.problems),
+          }),
+        ],
+      };
+    }
+    if (v.programmedOn.length === 0) return { problems: [], conditions: [] };
+    return {
+      problems: [],
+      conditions: [
+        condition("DataplaneProgrammed", "True", generation, now(), previous, {
+          message: `programmed on ${v.programmedOn.join(", ")}`,
+        }),
+      ],
+    };
   }
 
   async function deleteMirror(stored: StoredMirror, started: number): Promise<ReconcileOutcome> {
@@ -416,27 +493,36 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       watcher.awaitChassis(id, result.nbCfg, result.chassisDeadline);
       return { type: "applying", result };
     }
+    // NB and the chassis may be done while a node's OVS refused the rows (its agent says so).
+    const dp = dataplaneOf(id, gen, previous);
+    const refused = result.phase === "Active" && dp.problems.length > 0;
+    const phase = refused ? "Degraded" : result.phase;
     const next = buildStatus({
-      phase: result.phase,
+      phase,
       record,
       observedGeneration: gen,
       previous,
       result,
+      ...(refused ? { reason: DATAPLANE_REASON, message: describeProblems(dp.problems) } : {}),
+      conditions: dp.conditions,
       now: now(),
     });
     // Phase events on transitions only (and once per generation), not on every no-op resync.
-    if (result.phase === "Active" && (newGeneration || previous?.phase !== "Active")) {
+    if (phase === "Active" && (newGeneration || previous?.phase !== "Active")) {
       await publish("active", record, eventIds.transition(ns, name, gen, "active", previous), {
         ports: [...result.ports],
         ...(result.hvCfg !== undefined ? { hvCfg: result.hvCfg } : {}),
       });
     } else if (
-      result.phase === "Degraded" &&
-      (newGeneration || previous?.phase !== "Degraded" || previous.reason !== next.reason)
+      phase === "Degraded" &&
+      (newGeneration ||
+        previous?.phase !== "Degraded" ||
+        previous.reason !== next.reason ||
+        (refused && previous.message !== next.message))
     ) {
       await publish("degraded", record, eventIds.transition(ns, name, gen, "degraded", previous), {
-        reason: result.reason ?? "Unknown",
-        message: result.message ?? "",
+        reason: next.reason ?? "Unknown",
+        message: next.message ?? "",
         ...(result.missingPorts.length ? { ports: [...result.missingPorts] } : {}),
       });
     }
@@ -445,7 +531,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       watcher.awaitChassis(id, result.nbCfg);
     }
     await scheduleExpiry(record);
-    return { type: result.phase === "Active" ? "active" : "degraded", result };
+    return { type: phase === "Active" ? "active" : "degraded", result };
   }
 
   async function reconcileNow(
@@ -545,7 +631,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   // ---------------------------------------------------------------------------------------
   // Triggers and sweeps
 
-  async function enqueueTrigger(id: string, reason: TriggerReason): Promise<void> {
+  async function enqueueTrigger(id: string, reason: Trigger): Promise<void> {
     const ref = parseMirrorId(id);
     if (!ref) return;
     // The payload only names the mirror (the job reads the latest record); a mirror known
@@ -560,10 +646,13 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     // be the one that registered this very wait) would swallow it. Its NB work is done, only
     // the status is left to flip, and hv_cfg catching up releases many mirrors at once: those
     // jobs yield to requests and repairs (BullMQ takes jobs without a priority first).
+    // A data-plane change likewise must not fold into a job of the same id still running (it
+    // may have read the view just before the change).
+    const unique = reason === "chassis" || reason === "dataplane";
     await queue.add(APPLY_JOB_NAME, data, {
       ...OWN_JOB_OPTIONS,
       ...(reason === "chassis" ? { priority: CHASSIS_PRIORITY } : {}),
-      jobId: `${ref.namespace}/${ref.name}/${reason}${reason === "chassis" ? `@${randomBytes(6).toString("hex")}` : ""}`,
+      jobId: `${ref.namespace}/${ref.name}/${reason}${unique ? `@${randomBytes(6).toString("hex")}` : ""}`,
     });
   }
   // Chassis follow-ups run here, beside the worker, a few at a time: when hv_cfg catches up it
@@ -571,29 +660,29 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   // slots ahead of new requests (a priority only orders jobs not started yet). A follow-up that
   // fails goes to the queue, where BullMQ retries it; one lost with this process is found by
   // resync().
-  const followUps = new Set<string>();
+  const followUps = new Map<string, "chassis" | "dataplane">();
   const followUpsRunning = new Set<Promise<void>>();
   const followUpLimit = Math.max(1, Math.ceil(config.concurrency / 4));
   let followUpsOpen = true;
   function pumpFollowUps(): void {
     while (followUpsOpen && followUpsRunning.size < followUpLimit && followUps.size > 0) {
-      const id = followUps.values().next().value as string;
+      const [id, reason] = followUps.entries().next().value as [string, "chassis" | "dataplane"];
       followUps.delete(id);
       const ref = parseMirrorId(id);
       if (!ref) continue;
       const run: Promise<void> = locks
         .withLock(id, { waitMs: config.lockWaitMs }, (signal) =>
-          reconcileNow(ref, { attempt: 1, final: false, reason: TRIGGER_REASON.chassis, signal }),
+          reconcileNow(ref, { attempt: 1, final: false, reason: TRIGGER_REASON[reason], signal }),
         )
         .then(
           () => undefined,
           async (err: unknown) => {
             if (err instanceof ReconcileError && !err.retryable) return; // reported as Failed
-            log.warn({ err, mirror: id }, "chassis follow-up failed, queued for retries");
-            await enqueueTrigger(id, "chassis");
+            log.warn({ err, mirror: id, reason }, "follow-up failed, queued for retries");
+            await enqueueTrigger(id, reason);
           },
         )
-        .catch((err: unknown) => log.warn({ err, mirror: id }, "chassis follow-up enqueue failed"))
+        .catch((err: unknown) => log.warn({ err, mirror: id, reason }, "follow-up enqueue failed"))
         .finally(() => {
           followUpsRunning.delete(run);
           pumpFollowUps();
@@ -602,10 +691,20 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     }
   }
 
+  /** A follow-up reconcile here, beside the worker (a chassis wait takes precedence in the queue of them). */
+  function followUp(id: string, reason: "chassis" | "dataplane"): void {
+    if (followUps.get(id) !== "chassis") followUps.set(id, reason);
+    pumpFollowUps();
+  }
+
+  // A node's data plane changed for a mirror: its status may flip (Active ⇄ Degraded) with no
+  // NB work at all, so it is a follow-up like the chassis catching up. Mirrors whose sources
+  // are ovs are the agent's own: the reconcile finds them foreign and writes nothing.
+  dataplane?.on("change", (id) => followUp(id, "dataplane"));
+
   watcher.on("trigger", (id, reason) => {
     if (reason === "chassis") {
-      followUps.add(id);
-      pumpFollowUps();
+      followUp(id, "chassis");
       return;
     }
     enqueueTrigger(id, reason).catch((err: unknown) =>
@@ -659,6 +758,12 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
         (s.status.phase === "Degraded" && s.status.reason === "ChassisNotSynced");
       const stale = firstResync || now().getTime() - Date.parse(s.status.updatedAt) > config.hvTimeoutMs;
       if (waiting && stale && !watcher.awaitingChassis(id)) await enqueueTrigger(id, "chassis");
+      // A status that disagrees with what the nodes report (a change missed, a record gone stale).
+      if (dataplane?.ready && s.record.spec.sources.type !== "ovs") {
+        const refused = dataplane.problems(id).length > 0;
+        const says = s.status.phase === "Degraded" && s.status.reason === DATAPLANE_REASON;
+        if (refused !== says && (s.status.phase === "Active" || says)) followUp(id, "dataplane");
+      }
       reconciler.remember({
         namespace: s.record.spec.namespace,
         name: s.record.spec.name,
@@ -695,6 +800,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     reconciler,
     watcher,
     queue,
+    dataplane,
     checks: {
       nb: () => state.ready,
       redis: () => deps.redis.status === "ready",
@@ -708,6 +814,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       watcher.start();
       void worker.run().catch((err: unknown) => log.error({ err }, "ovn-apply worker stopped"));
       await worker.waitUntilReady();
+      if (dataplane && deps.nc) await dataplane.start(deps.nc);
       // At once, then periodically: a restart lands overdue expiries immediately.
       every("expiry", config.expirySweepMs, sweepExpiries);
       every("pending", config.pendingSweepMs, sweepPending);
@@ -719,6 +826,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       watcher.stop();
       followUpsOpen = false;
       followUps.clear();
+      await dataplane?.stop();
       await Promise.allSettled([...followUpsRunning]);
       await worker.close();
       await queue.close();

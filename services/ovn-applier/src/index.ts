@@ -11,10 +11,23 @@
  *   const nb = await NbReconciler.create({ state, logger });
  *   const r = await nb.converge({ namespace, name, generation, spec });   // r.phase: Active | Degraded
  */
-export { createApplier, type Applier, type ApplierDeps, type ReconcileOutcome } from "./applier.js";
+export {
+  createApplier,
+  DATAPLANE_REASON,
+  type Applier,
+  type ApplierDeps,
+  type ReconcileOutcome,
+} from "./applier.js";
+export {
+  DataplaneView,
+  describeProblems,
+  type DataplaneProblem,
+  type DataplaneViewOptions,
+  type MirrorDataplaneView,
+} from "./dataplane.js";
 export { ApplierEnv, applierConfig, DEFAULT_CONFIG, type ApplierConfig } from "./config.js";
 export { LockBusyError, MirrorLocks, type MirrorLocksOptions } from "./lock.js";
-export { buildStatus, conditionsOf, eventIds, PRINCIPAL, sameStatus } from "./status.js";
+export { buildStatus, condition, conditionsOf, eventIds, PRINCIPAL, sameStatus } from "./status.js";
 export { ReconcileError, reasonOf } from "./nb/errors.js";
 export { canonicalSink, FIRST_ALLOCATED_KEY, keySpace, lowestFree, type KeySpace } from "./nb/keys.js";
 export {

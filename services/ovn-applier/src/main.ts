@@ -55,6 +55,7 @@ await runMain("ovn-applier", { config: ApplierEnv }, async ({ config, logger, sh
     metrics,
     config: applierConfig(config),
     natsConnected: () => nats.isConnected(),
+    nc: nats.nc,
     storePrefix: config.STORE_PREFIX,
   });
   shutdown.onShutdown("applier", () => applier.stop());

@@ -26,10 +26,12 @@ export interface StatusInput {
   result?: ConvergeResult | undefined;
   reason?: string | undefined;
   message?: string | undefined;
+  /** Conditions beyond the converge result's (e.g. DataplaneProgrammed). */
+  conditions?: readonly MirrorCondition[] | undefined;
   now: Date;
 }
 
-function condition(
+export function condition(
   type: string,
   status: MirrorCondition["status"],
   generation: number,
@@ -99,7 +101,14 @@ export function buildStatus(input: StatusInput): MirrorStatus {
     ...(result?.sessionId !== undefined ? { sessionId: result.sessionId } : {}),
     ...(result?.sink !== undefined ? { sink: result.sink } : {}),
     ...(result && result.tunnels.length > 0 ? { tunnels: [...result.tunnels] } : {}),
-    ...(result ? { conditions: conditionsOf(result, record.generation, previous, now) } : {}),
+    ...(result || input.conditions?.length
+      ? {
+          conditions: [
+            ...(result ? conditionsOf(result, record.generation, previous, now) : []),
+            ...(input.conditions ?? []),
+          ],
+        }
+      : {}),
   };
   const reason = input.reason ?? result?.reason;
   const message = input.message ?? result?.message;

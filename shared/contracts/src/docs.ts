@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { AgentHeartbeat } from "./agent.js";
+import { DATAPLANE_KV_BUCKET, DataplaneRecord } from "./dataplane.js";
 import {
   CAPTURE_CONTENT_TYPE,
   CaptureBatchHeader,
@@ -108,6 +109,10 @@ export const PUBLIC_SCHEMAS: Readonly<Record<string, PublicSchema>> = {
   FlowSummary: { schema: FlowSummary, description: "Per-5-tuple counters for one interval." },
   MirrorStats: { schema: MirrorStats, description: "Mirror counters from the node agent or the exporter." },
   AgentHeartbeat: { schema: AgentHeartbeat, description: "A node agent's heartbeat and capabilities." },
+  DataplaneRecord: {
+    schema: DataplaneRecord,
+    description: `A node agent's view of ovntap's OVN mirrors on its node: the value of ${DATAPLANE_KV_BUCKET}[<node>].`,
+  },
   OvnApplyJob: {
     schema: OvnApplyJob,
     description: `Payload of a job on the BullMQ queue ${OVN_APPLY_QUEUE}.`,
@@ -363,6 +368,13 @@ export function buildAsyncApi(): Json {
     channels,
     operations,
     components: { messages, schemas },
+    "x-ovntap-kv": {
+      description: "JetStream KV buckets (keys are node names).",
+      buckets: {
+        [AGENTS_KV_BUCKET]: { payload: ref("#/components/schemas/AgentHeartbeat") },
+        [DATAPLANE_KV_BUCKET]: { payload: ref("#/components/schemas/DataplaneRecord") },
+      },
+    },
     "x-ovntap-queues": {
       description: "BullMQ queues on Redis (not NATS); the job id is <namespace>/<name>@<generation>.",
       queues: {

@@ -62,6 +62,15 @@ const details: { [T in (typeof EVENT_TYPES)[number]]: LifecycleEventOf<T>["detai
     message: "could not add network device ovn-abc (File exists)",
     node: "n1",
     bridge: "br-int",
+    row: "ovntap.shop.web",
+  },
+  dataplane_ok: {
+    component: "ovs",
+    node: "n1",
+    bridge: "br-int",
+    port: "ovn-ovntap.shop.web",
+    row: "ovntap.shop.web",
+    previous: "could not add network device ovn-ovntap.shop.web to ofproto (File exists)",
   },
 };
 

@@ -40,6 +40,9 @@ export const UNNAMED_MIRROR = "_unnamed";
 
 const OpName = z.enum(REQUEST_OPS);
 
+/** Where in the data plane something failed or recovered. */
+const DataplaneComponent = z.enum(["ovn-nb", "ovn-controller", "ovs", "kernel", "exporter"]);
+
 const PodRef = z.object({ namespace: Namespace, name: PodName });
 
 export const EVENT_TYPES = [
@@ -59,6 +62,7 @@ export const EVENT_TYPES = [
   "extended",
   "capture_drops",
   "dataplane_error",
+  "dataplane_ok",
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -135,14 +139,32 @@ export const EVENT_DETAILS = {
   }),
   /** Packets the exporter (or the kernel under it) lost for this mirror between `since` and `until`. */
   capture_drops: z.object({ node: NodeName, drops: counter("drops"), since: Timestamp, until: Timestamp }),
-  /** OVS or the kernel refused something, e.g. `Interface.error` "could not add network device … (File exists)". */
+  /**
+   * OVS or the kernel refused something, e.g. `Interface.error` "could not add network device …
+   * (File exists)". The node agent publishes one per node, row, generation and error text.
+   */
   dataplane_error: z.object({
-    component: z.enum(["ovn-nb", "ovn-controller", "ovs", "kernel", "exporter"]),
+    component: DataplaneComponent,
     code: ErrorCode.optional(),
     message: text("message"),
     node: NodeName.optional(),
     bridge: BridgeName.optional(),
     port: portName("a port name").optional(),
+    /** The OVN/OVS Mirror row concerned (a `both` mirror on OVN < 23.06 has two). */
+    row: text("row name", 256).optional(),
+  }),
+  /**
+   * What a `dataplane_error` reported is over: the data plane of `node` carries the row again
+   * (OVN mirrors: ovn-controller's rows in place and accepted by ovs-vswitchd).
+   */
+  dataplane_ok: z.object({
+    component: DataplaneComponent,
+    node: NodeName.optional(),
+    bridge: BridgeName.optional(),
+    port: portName("a port name").optional(),
+    row: text("row name", 256).optional(),
+    /** The error that ended. */
+    previous: text("message").optional(),
   }),
 } as const satisfies Record<EventType, z.ZodType>;
 
@@ -182,6 +204,7 @@ export const LifecycleEvent = z.discriminatedUnion("type", [
   eventOf("extended"),
   eventOf("capture_drops"),
   eventOf("dataplane_error"),
+  eventOf("dataplane_ok"),
 ]);
 export type LifecycleEvent = z.infer<typeof LifecycleEvent>;
 export type LifecycleEventOf<T extends EventType> = Extract<LifecycleEvent, { type: T }>;
@@ -212,6 +235,7 @@ export const AuditRecord = z.discriminatedUnion("type", [
   auditOf("extended"),
   auditOf("capture_drops"),
   auditOf("dataplane_error"),
+  auditOf("dataplane_ok"),
 ]);
 export type AuditRecord = z.infer<typeof AuditRecord>;
 

@@ -22,6 +22,7 @@ export {
   LABELS_MAX,
   MAX_MIRRORS_PER_BRIDGE,
   MESSAGE_MAX,
+  NETNS_NAME_MAX,
   OUTPUT_VLAN_MIN,
   PORT_MAX,
   PORT_NAME_MAX,
@@ -73,6 +74,7 @@ export {
   MirrorSource,
   MirrorSpec,
   MirrorTarget,
+  NetnsName,
   OvsPortTarget,
   OvsSource,
   OvsVlanTarget,
@@ -81,6 +83,7 @@ export {
   PortMatch,
   PortRange,
   PortsSource,
+  ReceiverLink,
   SelectorSource,
   Sink,
   SinkAddress,
@@ -170,6 +173,18 @@ export {
 export type { HeaderSource } from "./capture.js";
 
 export { AgentBridge, AgentCapabilities, AgentHeartbeat } from "./agent.js";
+
+export {
+  DATAPLANE_KV_BUCKET,
+  DATAPLANE_REFRESH_MS,
+  DATAPLANE_STALE_MS,
+  DataplaneRecord,
+  DataplaneState,
+  formatKeyClaim,
+  MirrorDataplane,
+  nodeKeyClaimsKey,
+  parseKeyClaim,
+} from "./dataplane.js";
 
 export {
   JOB_REASONS,

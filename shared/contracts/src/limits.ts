@@ -78,6 +78,9 @@ export const LABELS_MAX = 64;
  */
 export const IFNAME_MAX = 15;
 
+/** A named network namespace is a file under /run/netns: NAME_MAX (255) bytes. */
+export const NETNS_NAME_MAX = 255;
+
 /**
  * ovntap: OVS port and OVN logical switch port names. Neither schema bounds them (patch ports and
  * Kube-OVN's `<pod>.<namespace>` ports exceed IFNAMSIZ), so this only stops absurd input.

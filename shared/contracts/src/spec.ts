@@ -43,6 +43,8 @@ import {
   FILTER_CIDRS_MAX,
   FILTER_PORTS_MAX,
   GRE_KEY_MAX,
+  IFNAME_MAX,
+  NETNS_NAME_MAX,
   OUTPUT_VLAN_MIN,
   PORT_MAX,
   SELECTOR_EXPRESSIONS_MAX,
@@ -223,11 +225,68 @@ export const Sink = z.union([SinkAddress, PodSink], {
 export type Sink = z.infer<typeof Sink>;
 export type PodSink = z.infer<typeof PodSink>;
 
+/** A Linux interface name: at most IFNAMSIZ − 1 bytes. */
+function ifName(what: string) {
+  return z
+    .string(typeError("a string"))
+    .min(1, { error: `must not be empty (${what})` })
+    .max(IFNAME_MAX, {
+      error: `must be at most ${IFNAME_MAX} characters (${what}; Linux IFNAMSIZ is 16 with the NUL)`,
+    })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, {
+      error: `must be an interface name: letters, digits, '.', '_' and '-', starting with a letter or digit (${what})`,
+    });
+}
+
+/** A named network namespace, as `ip netns` keeps them (a file under /run/netns). */
+export const NetnsName = z
+  .string(typeError("a string"))
+  .min(1, { error: "must not be empty (a network namespace name)" })
+  .max(NETNS_NAME_MAX, { error: `must be at most ${NETNS_NAME_MAX} characters (a network namespace name)` })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, {
+    error:
+      "must be a network namespace name under /run/netns: letters, digits, '.', '_' and '-', starting with a letter or digit",
+  })
+  .meta({ description: "Named network namespace (ip netns), e.g. cni-1234." });
+
+/**
+ * The kernel end of a remote mirror, as the Kube-OVN guide makes it in the receiving pod:
+ * `ip link add <link> type gretap local <sink> key <key> [dev <dev>]`, or for ERSPAN
+ * `type erspan seq key <id> erspan <id> local <sink> remote <tunnel source> [dev <dev>]`
+ * (`ip6gretap` / `ip6erspan` for an IPv6 sink). The node agent of the source's node creates it
+ * once the key is known, owns it (the link's alias) and removes it with the mirror; where the
+ * kernel lacks the link type the mirror fails with LINK_TYPE_UNSUPPORTED — a `collector` target
+ * needs no kernel link. Only with `ovs` sources: their node's agent applies the mirror.
+ */
+export const ReceiverLink = z
+  .strictObject({
+    /** A named network namespace on the source's node (the receiving pod's, e.g. `cni-…`). */
+    netns: NetnsName.optional(),
+    /** The receiving pod; its network namespace is found through the Kubernetes integration. */
+    pod: z.strictObject({ namespace: Namespace, name: PodName }).optional(),
+    /** The link to create. */
+    link: ifName("the receiving link's name"),
+    /** Its lower device, e.g. the pod's attachment interface `net1`. */
+    dev: ifName("the lower device").optional(),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.netns === undefined) === (r.pod === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["netns"],
+        message: "must give either netns or pod (where the receiving link goes), not both or neither",
+      });
+    }
+  });
+export type ReceiverLink = z.infer<typeof ReceiverLink>;
+
 export const GreTarget = z.strictObject({
   type: z.literal("gre"),
   sink: Sink,
   /** Allocated (unique per sink) when absent. */
   key: intIn(0, GRE_KEY_MAX, "GRE key is 32 bits").optional(),
+  /** A `gretap` link at the sink to make, own and remove with the mirror (ovs sources). */
+  receiver: ReceiverLink.optional(),
 });
 
 export const ErspanTarget = z.strictObject({
@@ -237,6 +296,8 @@ export const ErspanTarget = z.strictObject({
   sessionId: intIn(0, ERSPAN_SESSION_MAX, "ERSPAN session id is 10 bits").optional(),
   /** OVS `erspan_ver`: 1 = ERSPAN type II (the default), 2 = type III. */
   version: z.literal([1, 2], { error: "must be 1 (ERSPAN type II) or 2 (ERSPAN type III)" }).optional(),
+  /** An `erspan` link at the sink to make, own and remove with the mirror (ovs sources). */
+  receiver: ReceiverLink.optional(),
 });
 
 /** The capture exporter is the sink; the applier allocates a GRE key towards it. */
@@ -458,6 +519,22 @@ function checkCombination(spec: SpecShape, ctx: z.RefinementCtx<SpecShape>): voi
       message:
         "must be 1 with pods, selector or ports sources: OVN mirrors emit ERSPAN type II only (ovn-controller sets erspan_ver=1); type III needs an ovs source",
     });
+  }
+  if ((target.type === "gre" || target.type === "erspan") && target.receiver !== undefined) {
+    if (sources.type !== "ovs") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["target", "receiver"],
+        message: `needs an ovs source: the receiving link is made by the node agent that applies the mirror, and ${sources.type} sources are applied in OVN; make the link by hand or use a collector target`,
+      });
+    } else if (typeof target.sink !== "string") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["target", "receiver"],
+        message:
+          "needs the sink as an IP address: the receiving link's local address is the sink (a pod sink is resolved by the Kubernetes integration)",
+      });
+    }
   }
   if (sources.type !== "ovs") return;
   if (target.type === "ovsPort" || target.type === "ovsVlan") {

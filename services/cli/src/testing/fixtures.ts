@@ -78,6 +78,12 @@ const DETAILS: { [T in EventType]: LifecycleEventOf<T>["detail"] } = {
     node: "node-1",
     bridge: "br-int",
   },
+  dataplane_ok: {
+    component: "ovs",
+    node: "node-1",
+    bridge: "br-int",
+    previous: "could not add network device ovn-abc (File exists)",
+  },
 };
 
 export function makeEvent<T extends EventType>(

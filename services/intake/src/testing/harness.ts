@@ -86,6 +86,7 @@ export async function buildIntake(
     logger,
     storePrefix,
     queue,
+    queuePrefix,
     metrics,
     ...deps,
   });

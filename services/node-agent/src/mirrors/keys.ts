@@ -9,14 +9,23 @@
  * network device … (File exists)"), and the capture exporter tells mirrors apart by (sink, key).
  * A key is free towards a sink when no one uses it: no OVN mirror (every NB Mirror row is in SB,
  * which the agent reads), no tunnel Interface on this node (anyone's), and no claim by another
- * agent in Redis (`<prefix>:node-agent:keys:<sink>`, a hash key → `<node> <ns>/<name>`, taken
- * with HSETNX). A mirror keeps its key while it stays free; otherwise the lowest free key from 1
+ * agent in Redis (contracts `nodeKeyClaimsKey`: `<prefix>:node-agent:keys:<sink>`, a hash
+ * key → `<node> <ns>/<name>`, taken with HSETNX). The ovn-applier reads the same hash and
+ * allocates no key held there; the agent reads OVN's keys from Southbound, where northd copies
+ * every NB Mirror row. A mirror keeps its key while it stays free; otherwise the lowest free key from 1
  * (0 reads as "no key" to many receivers) is taken. A requested key that someone else uses is
  * KEY_IN_USE.
  */
-import { canonicalIp, ERSPAN_SESSION_MAX, GRE_KEY_MAX } from "@ovntap/contracts";
+import {
+  canonicalIp,
+  ERSPAN_SESSION_MAX,
+  formatKeyClaim,
+  GRE_KEY_MAX,
+  nodeKeyClaimsKey,
+  parseKeyClaim,
+} from "@ovntap/contracts";
 import type { Redis } from "ioredis";
-import { ownerOf } from "../names.js";
+import { ownerOf, parseMirrorId } from "../names.js";
 import type { SbState } from "../ovn/sb.js";
 import type { OvsState } from "../ovs/state.js";
 
@@ -59,10 +68,11 @@ export class KeyAllocator {
   constructor(private readonly o: KeyAllocatorOptions) {}
 
   private hash(sink: string): string {
-    return `${this.o.prefix}:node-agent:keys:${sink}`;
+    return nodeKeyClaimsKey(this.o.prefix, sink);
   }
   private claimant(id: string): string {
-    return `${this.o.node} ${id}`;
+    const ref = parseMirrorId(id);
+    return ref ? formatKeyClaim({ node: this.o.node, ...ref }) : `${this.o.node} ${id}`;
   }
 
   /** Keys towards `sink` used by anyone but `id`: SB mirrors, this node's tunnels, other agents' claims. */
@@ -80,7 +90,11 @@ export class KeyAllocator {
     const claims = await this.o.redis.hgetall(this.hash(sink));
     for (const [k, who] of Object.entries(claims)) {
       if (who === this.claimant(id)) continue;
-      used.set(Number(k), `ovntap mirror ${who.split(" ")[1] ?? who} on node ${who.split(" ")[0] ?? "?"}`);
+      const c = parseKeyClaim(who);
+      used.set(
+        Number(k),
+        c ? `ovntap mirror ${c.namespace}/${c.name} on node ${c.node}` : `a claim by ${who}`,
+      );
     }
     return used;
   }

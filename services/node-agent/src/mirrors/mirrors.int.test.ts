@@ -596,6 +596,37 @@ describe("OVS-level mirrors on a real ovs-vswitchd", () => {
     expect(await ovsRows("Mirror", `${NS}/thirty-third`)).toHaveLength(1);
   });
 
+  it("makes the receiving link the target asks for; on this kernel: LinkTypeUnsupported, no rows, key back", async () => {
+    const rx = `${lab.prefix}-rx`;
+    await run("ip", ["netns", "add", rx]);
+    try {
+      await create(
+        spec("rx", {
+          sources: { type: "ovs", node, bridge: "br-int", ports: [lab.env.LAB_POD_A_PORT] },
+          target: { type: "gre", sink: lab.env.LAB_SINK_IP, receiver: { netns: rx, link: "mirror1" } },
+        }),
+      );
+      const s = await waitPhase("rx", "Failed");
+      expect(s.reason).toBe("LinkTypeUnsupported");
+      expect(s.message).toContain(`the kernel of node ${node} cannot create gretap links`);
+      expect(s.message).toContain("use a --collector target instead");
+      expect((await trail("rx")).find((e) => e.type === "failed")?.detail).toMatchObject({
+        code: "LINK_TYPE_UNSUPPORTED",
+        retryable: false,
+      });
+      expect(await ovsRows("Mirror", `${NS}/rx`)).toEqual([]);
+      expect(await ovsRows("Port", `${NS}/rx`)).toEqual([]);
+      const claims = await redis.redis.hgetall(`${storePrefix}:node-agent:keys:${lab.env.LAB_SINK_IP}`);
+      expect(Object.values(claims).filter((v) => v.endsWith(`${NS}/rx`))).toEqual([]);
+      const links = JSON.parse((await run("ip", ["-n", rx, "-j", "link", "show"])).stdout) as {
+        ifname: string;
+      }[];
+      expect(links.map((l) => l.ifname)).toEqual(["lo"]);
+    } finally {
+      await run("ip", ["netns", "del", rx]).catch(() => undefined);
+    }
+  });
+
   it("deletes: rows gone, Deleted, record purged, key released", async () => {
     const key = (await store.getStatus(NS, "mtu"))?.key;
     await remove("mtu");

@@ -40,6 +40,7 @@ import {
   type MirrorRecord,
   type MirrorStatus,
   type MirrorTunnel,
+  type ReceiverLink,
 } from "@ovntap/contracts";
 import { ovsOp, TransactionError, vswitchCapabilities, type Operation } from "@ovntap/ovsdb";
 import type { Logger, Metrics } from "@ovntap/runtime";
@@ -54,7 +55,13 @@ import {
 import type { Redis } from "ioredis";
 import type { AgentConfig } from "../config.js";
 import { mirrorId, parseMirrorId, type MirrorKey } from "../names.js";
-import type { Ip } from "../net/ip.js";
+import { IpCommandError, type Ip, type IpRoute } from "../net/ip.js";
+import {
+  LinkOwnedElsewhereError,
+  LinkTypeUnsupportedError,
+  ReceivingLinks,
+  type ReceivingLinkType,
+} from "../net/links.js";
 import type { SbState } from "../ovn/sb.js";
 import { OVS_DB, type OvsState } from "../ovs/state.js";
 import { preflight, type PreflightIssue } from "../preflight.js";
@@ -137,6 +144,7 @@ const TRANSIENT_REASONS = new Set([
   "TunnelPortError",
   "Unavailable",
   "KeySpaceExhausted",
+  "ReceivingLinkFailed",
 ]);
 
 const MAX_PLAN_ATTEMPTS = 20;
@@ -161,6 +169,7 @@ export async function createMirrorService(deps: MirrorServiceDeps): Promise<Mirr
     sb: deps.sb,
   });
   const hasSnaplen = vswitchCapabilities(await ovs.client.schema(OVS_DB)).mirrorSnaplen;
+  const links = new ReceivingLinks({ ip: deps.ip, logger: log, node });
 
   /** Mirrors of this node known from the store: what the drift loop checks. */
   const desired = new Map<string, DesiredOvsMirror>();
@@ -380,6 +389,81 @@ export async function createMirrorService(deps: MirrorServiceDeps): Promise<Mirr
     return k !== undefined && /^\d+$/.test(k) ? Number(k) : undefined;
   }
 
+  /** The address tunnels towards `sink` leave from (`ip route get`), the far end of an ERSPAN link. */
+  async function tunnelSource(sink: string): Promise<string | undefined> {
+    const routes = await deps.ip.json<IpRoute[]>(["route", "get", sink]).catch(() => [] as IpRoute[]);
+    const family = transportFamily(sink);
+    return (
+      routes[0]?.prefsrc ??
+      deps.transport()?.addresses.find((a) => transportFamily(a) === family) ??
+      undefined
+    );
+  }
+
+  /**
+   * The receiving link the target asks for (`target.receiver`), made once the key is known:
+   * the Kube-OVN guide's `ip link add … type gretap|erspan …` in the receiver's namespace.
+   */
+  async function ensureReceiver(
+    d: DesiredOvsMirror,
+    r: ReceiverLink,
+    t: { tunnel: TunnelWant; sink: string },
+  ): Promise<string> {
+    if (r.netns === undefined) {
+      throw new StepError(
+        "UNSUPPORTED",
+        "Unsupported",
+        `target.receiver.pod (${r.pod?.namespace ?? "?"}/${r.pod?.name ?? "?"}): finding a pod's network namespace needs the Kubernetes integration; give target.receiver.netns`,
+      );
+    }
+    const v6 = transportFamily(t.sink) === 6;
+    const type: ReceivingLinkType =
+      t.tunnel.type === "erspan" ? (v6 ? "ip6erspan" : "erspan") : v6 ? "ip6gretap" : "gretap";
+    // ERSPAN links need the sending end; a gretap takes GRE from anyone with the key.
+    const remote = t.tunnel.type === "erspan" ? await tunnelSource(t.sink) : undefined;
+    try {
+      const { action } = await links.ensure({
+        name: r.link,
+        netns: r.netns,
+        type,
+        local: t.sink,
+        remote,
+        key: t.tunnel.key,
+        erspanIndex: t.tunnel.key,
+        erspanVersion: t.tunnel.erspanVersion,
+        dev: r.dev,
+        owner: mirrorId(d),
+        generation: d.generation,
+      });
+      if (action !== "unchanged")
+        log.info({ mirror: mirrorId(d), link: r.link, netns: r.netns, type, action }, "receiving link");
+      return `${type} link ${r.link} in network namespace ${r.netns}, key ${t.tunnel.key}`;
+    } catch (err) {
+      if (err instanceof LinkTypeUnsupportedError)
+        throw new StepError("LINK_TYPE_UNSUPPORTED", "LinkTypeUnsupported", err.message);
+      if (err instanceof LinkOwnedElsewhereError)
+        throw new StepError("ALREADY_EXISTS", "LinkOwnedElsewhere", err.message);
+      if (err instanceof IpCommandError)
+        throw new StepError("INTERNAL", "ReceivingLinkFailed", `target.receiver: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Removes the mirror's receiving link, if it asked for one; a namespace already gone is fine. */
+  async function removeReceiver(record: MirrorRecord): Promise<void> {
+    const t = record.spec.target;
+    const r = t.type === "gre" || t.type === "erspan" ? t.receiver : undefined;
+    if (r?.netns === undefined) return;
+    try {
+      await links.remove({ name: r.link, netns: r.netns, owner: mirrorId(record.spec) });
+    } catch (err) {
+      log.warn(
+        { err, mirror: mirrorId(record.spec), link: r.link, netns: r.netns },
+        "receiving link not removed",
+      );
+    }
+  }
+
   async function runPreflight(d: DesiredOvsMirror, sink: string | undefined): Promise<PreflightIssue[]> {
     const src = d.spec.sources;
     const bridge = ovs.bridge(src.bridge);
@@ -498,8 +582,20 @@ export async function createMirrorService(deps: MirrorServiceDeps): Promise<Mirr
     };
 
     let tunnel: { tunnel: TunnelWant; sink: string } | undefined;
+    let receiverReady: string | undefined;
     try {
       tunnel = await tunnelFor(d);
+      const target = record.spec.target;
+      const receiver = target.type === "gre" || target.type === "erspan" ? target.receiver : undefined;
+      if (receiver && tunnel) {
+        try {
+          receiverReady = await ensureReceiver(d, receiver, tunnel);
+        } catch (err) {
+          // No link, no mirror: a mirror that holds no OVS rows yet gives its key back.
+          if (!ownerIds(ovs).has(id)) await keys.releaseAll(id, tunnel.sink);
+          throw err;
+        }
+      }
     } catch (err) {
       if (err instanceof StepError) return fail(err);
       throw err;
@@ -564,6 +660,8 @@ export async function createMirrorService(deps: MirrorServiceDeps): Promise<Mirr
       ? [{ type: t.tunnel.type, index: t.tunnel.key, direction: record.spec.direction }]
       : undefined;
     const conditions = buildConditions({ plan, applied, issues, generation: gen, previous, now: now() });
+    if (receiverReady)
+      conditions.push(condition("ReceiverReady", "True", gen, now(), previous, { message: receiverReady }));
     const status = buildStatus({
       phase,
       record,
@@ -636,6 +734,7 @@ export async function createMirrorService(deps: MirrorServiceDeps): Promise<Mirr
       });
     }
     const removed = await removeOwned(id);
+    await removeReceiver(record);
     forget(id);
     await publish("deleted", record, eventId(ns, name, record.generation, "deleted"), {
       reason: expired ? "expired" : "request",

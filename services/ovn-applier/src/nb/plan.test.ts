@@ -327,6 +327,38 @@ describe("planMirror", () => {
     expect(p.guards).toHaveLength(1);
   });
 
+  it("avoids the keys node agents hold towards the sink; a requested one is KEY_IN_USE naming the holder", () => {
+    const d = desired();
+    const resolved = resolveSpec(d, OVN_2303);
+    const agents = new Map([
+      [1, "the tunnel of ovs mirror shop/tap on node n1"],
+      [2, "the tunnel of ovs mirror shop/tap2 on node n2"],
+    ]);
+    const fresh = planMirror("shop/web", 1, resolved, arrayView({ mirrors: [], ports: [] }), agents);
+    expect(fresh.rows[0]).toMatchObject({ index: 3, key: "allocated" });
+    // A row whose key an agent now holds moves, like one whose key another NB row took.
+    const row = applied({
+      index: 1,
+      external_ids: { [OWNER_KEY]: "shop/web", [GENERATION_KEY]: "1", [KEY_KEY]: "1" },
+    });
+    const moved = planMirror(
+      "shop/web",
+      1,
+      resolved,
+      arrayView({ mirrors: [row], ports: [port("pod-a.shop", [row._uuid])] }),
+      agents,
+    );
+    expect(moved.rows[0]).toMatchObject({ action: "update", index: 3, key: "allocated" });
+    const asked = desired({ target: { type: "gre", sink: SINK, key: 2 } });
+    const err = failure(() =>
+      planMirror("shop/web", 1, resolveSpec(asked, OVN_2303), arrayView({ mirrors: [], ports: [] }), agents),
+    );
+    expect(err).toMatchObject({ code: "KEY_IN_USE", retryable: false });
+    expect(err.message).toContain(
+      "GRE key 2 is already used towards 198.51.100.2 by the tunnel of ovs mirror shop/tap2 on node n2",
+    );
+  });
+
   it("re-attaches a detached port; detaches ports no longer wanted; reports missing ports", () => {
     const row = applied();
     const pa = port("pod-a.shop");

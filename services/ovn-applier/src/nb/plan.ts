@@ -283,12 +283,18 @@ function sameMap(a: Readonly<Record<string, string>>, b: Readonly<Record<string,
  * The plan that makes NB match `resolved` (or, with `undefined`, removes everything `id`
  * owns). Throws ReconcileError: ALREADY_EXISTS when an unowned row holds one of our names,
  * KEY_IN_USE for a requested key used towards the sink, KEY_SPACE_EXHAUSTED.
+ *
+ * `reserved`: keys towards the resolved sink used outside NB — the node agents' own tunnel
+ * ports (their claims in Redis, contracts `nodeKeyClaimsKey`) — by key, with who holds it.
+ * They are avoided like NB rows' keys (OVS refuses the second tunnel either way), and a row
+ * whose key an agent holds moves to a free one.
  */
 export function planMirror(
   id: string,
   generation: number,
   resolved: Resolution | undefined,
   view: NbView,
+  reserved?: ReadonlyMap<number, string>,
 ): Plan {
   const owned = ownedRows(view, id);
   const ovn = resolved?.kind === "ovn" ? resolved : undefined;
@@ -331,10 +337,14 @@ export function planMirror(
       // keys given to this plan's earlier rows.
       const used = new Set(chosen);
       const holders = new Map<number, string>();
+      for (const [k, who] of reserved ?? []) {
+        used.add(k);
+        holders.set(k, who);
+      }
       for (const r of sinkRows) {
         if (r.name === d.name) continue;
         used.add(r.index);
-        holders.set(r.index, r.name);
+        holders.set(r.index, `NB Mirror ${r.name}`);
       }
       let index: number;
       let key: PlannedRow["key"];
@@ -354,14 +364,14 @@ export function planMirror(
         const holder = holders.get(ovn.requestedKey);
         throw new ReconcileError(
           "KEY_IN_USE",
-          `${ovn.type === "erspan" ? "ERSPAN session id" : "GRE key"} ${ovn.requestedKey} is already used towards ${ovn.sink}${holder ? ` by NB Mirror ${holder}` : ""}, and OVS refuses a second tunnel to one sink with the same key; choose another or leave it out to have one allocated`,
+          `${ovn.type === "erspan" ? "ERSPAN session id" : "GRE key"} ${ovn.requestedKey} is already used towards ${ovn.sink}${holder ? ` by ${holder}` : ""}, and OVS refuses a second tunnel to one sink with the same key; choose another or leave it out to have one allocated`,
         );
       } else {
         const free = lowestFree(used, { min: FIRST_ALLOCATED_KEY, max: space.max });
         if (free === undefined) {
           throw new ReconcileError(
             "KEY_SPACE_EXHAUSTED",
-            `no free ${ovn.type === "erspan" ? `ERSPAN session id (${FIRST_ALLOCATED_KEY}-${space.max})` : "GRE key"} towards ${ovn.sink}: every one is used by a Mirror row; delete some or use another sink`,
+            `no free ${ovn.type === "erspan" ? `ERSPAN session id (${FIRST_ALLOCATED_KEY}-${space.max})` : "GRE key"} towards ${ovn.sink}: every one is used by a Mirror row or a node agent's tunnel; delete some or use another sink`,
           );
         }
         index = free;

@@ -49,6 +49,11 @@ export interface NbReconcilerOptions {
   transactTimeoutMs?: number;
   /** Default for converge(): how long to wait for hv_cfg. Default 30 s. */
   hvTimeoutMs?: number;
+  /**
+   * Keys towards a (canonical) sink held outside NB, e.g. node agents' tunnel ports, by key with
+   * who holds them; read before each plan, avoided like NB rows' keys (planMirror `reserved`).
+   */
+  reservedKeys?: (sink: string, id: string) => Promise<ReadonlyMap<number, string>>;
 }
 
 export interface AppliedRow {
@@ -396,10 +401,15 @@ export class NbReconciler {
     this.remember(desired);
     const observed = options.observedGeneration ?? this.appliedGeneration.get(id);
     let resolved: Resolution | undefined;
-    const { plan, committed, attempts } = await this.commit(id, () => {
+    const { plan, committed, attempts } = await this.commit(id, async () => {
       // Re-resolved per attempt: capabilities may change with a reconnect.
-      resolved = resolveSpec(desired, this.planOptions());
-      return planMirror(id, desired.generation, resolved, this.state.view());
+      const r = resolveSpec(desired, this.planOptions());
+      resolved = r;
+      const reserved =
+        r.kind === "ovn" && this.options.reservedKeys
+          ? await this.options.reservedKeys(r.sink, id)
+          : undefined;
+      return planMirror(id, desired.generation, r, this.state.view(), reserved);
     });
     const appliedMs = Date.now() - started;
     const foreign = resolved?.kind === "foreign";
@@ -465,7 +475,7 @@ export class NbReconciler {
    */
   private async commit(
     id: string,
-    makePlan: () => Plan,
+    makePlan: () => Plan | Promise<Plan>,
   ): Promise<{
     plan: Plan;
     committed: { nbCfg: number | undefined; inserted: Map<string, string> } | undefined;
@@ -478,7 +488,7 @@ export class NbReconciler {
           "OVN NB is not connected (or its monitor is resyncing); retry",
         );
       }
-      let plan = makePlan();
+      let plan = await makePlan();
       if (!plan.changed) return { plan, committed: undefined, attempts: attempt };
       // A plan that takes a new key towards a sink waits for this process's other commits
       // towards that sink and re-plans on the cache they left (ovsdb-server sends a
@@ -489,7 +499,7 @@ export class NbReconciler {
         plan.guards.length > 0 && plan.sink !== undefined ? await this.lockSink(plan.sink) : undefined;
       try {
         if (release) {
-          plan = makePlan();
+          plan = await makePlan();
           if (!plan.changed) return { plan, committed: undefined, attempts: attempt };
         }
         const committed = await this.transactPlan(plan);
