@@ -1,0 +1,240 @@
+/**
+ * Acceptance of the capture pipeline, end to end on the lab with every service running as its
+ * own process: a `--collector` mirror of pod-a made with the real `ovntap create`; the capture
+ * exporter takes the tunnels off the lab's transport interface with libpcap, decapsulates and
+ * publishes them; `ovntap capture` (a process of its own) writes the pcap. The oracle is
+ * tcpdump inside pod-a's namespace over the same interval, compared field by field by tshark.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type CapturedPacket, readCapture } from "@ovntap/packet";
+import {
+  type Capture,
+  type Lab,
+  makeTempDir,
+  removeDir,
+  run,
+  startCapture,
+  startLab,
+  tcpRoundTrip,
+  waitFor,
+} from "@ovntap/lab";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, ovntapCli, repoRoot, writePolicy } from "./support/harness.js";
+
+let lab: Lab;
+let dir: string;
+let ovntap: (...args: string[]) => Promise<CliResult>;
+
+const ok = (r: CliResult) => {
+  expect(r.code, `exit code; stderr: ${r.stderr}`).toBe(0);
+  return r;
+};
+
+/** `ovntap capture …` as a process of its own; `ready` once it says it is capturing. */
+interface CaptureProcess {
+  child: ChildProcessWithoutNullStreams;
+  ready: Promise<void>;
+  done: Promise<{ code: number | null; stderr: string }>;
+}
+
+function startCli(...args: string[]): CaptureProcess {
+  const child = spawn(process.execPath, [join(repoRoot, "services", "cli", "bin", "ovntap.js"), ...args], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: dir,
+      NATS_URL: lab.env.NATS_URL,
+      OVNTAP_PRINCIPAL: "acceptance",
+    },
+  });
+  let stderr = "";
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.includes("capturing ")) markReady();
+  });
+  child.stdout.resume();
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.on("close", (code) => {
+      markReady();
+      resolve({ code, stderr });
+    }),
+  );
+  return { child, ready, done };
+}
+
+/** Every packet of a pcap or pcapng file (copied out of the reader's buffers). */
+async function packetsOf(file: string): Promise<CapturedPacket[]> {
+  const out: CapturedPacket[] = [];
+  for await (const p of readCapture([readFileSync(file)])) out.push({ ...p, data: Buffer.from(p.data) });
+  return out;
+}
+
+/** Traffic between the pods until `until` settles: ICMP, a TCP request/response, UDP. */
+async function traffic(until: Promise<unknown>): Promise<void> {
+  let finished = false;
+  void until.finally(() => (finished = true));
+  while (!finished) {
+    await lab.ping(lab.env.LAB_POD_A_NS, lab.env.LAB_POD_B_IP, { timeoutS: 1 });
+    if (finished) break;
+    await tcpRoundTrip({
+      serverNs: lab.env.LAB_POD_B_NS,
+      serverIp: lab.env.LAB_POD_B_IP,
+      clientNs: lab.env.LAB_POD_A_NS,
+    });
+    if (finished) break;
+    await run("ip", [
+      ...["netns", "exec", lab.env.LAB_POD_A_NS],
+      ...[process.execPath, "-e", UDP_SEND, lab.env.LAB_POD_B_IP],
+    ]);
+  }
+}
+
+/** One UDP datagram to pod-b's port 9 (discard). */
+const UDP_SEND = `const s = require("node:dgram").createSocket("udp4");
+s.send("ovntap capture acceptance", 9, process.argv[1], () => s.close());`;
+
+/** The fields tshark decodes, checksums aside (the userspace datapath leaves some unfilled). */
+const FIELDS = [
+  "eth.src",
+  "eth.dst",
+  "eth.type",
+  "arp.opcode",
+  "arp.src.proto_ipv4",
+  "arp.dst.proto_ipv4",
+  "ip.src",
+  "ip.dst",
+  "ip.id",
+  "ip.proto",
+  "ip.len",
+  "tcp.srcport",
+  "tcp.dstport",
+  "tcp.seq_raw",
+  "tcp.ack_raw",
+  "tcp.flags",
+  "udp.srcport",
+  "udp.dstport",
+  "icmp.type",
+  "icmp.seq",
+  "frame.len",
+];
+
+async function tsharkRows(file: string): Promise<string[]> {
+  const r = await run("tshark", [
+    "-r",
+    file,
+    "-T",
+    "fields",
+    "-E",
+    "separator=|",
+    ...FIELDS.flatMap((f) => ["-e", f]),
+  ]);
+  return r.stdout.split("\n").filter((l) => l.trim() !== "");
+}
+
+beforeAll(async () => {
+  dir = makeTempDir("ovntap-capture-");
+  const policy = writePolicy(dir, {
+    trustRequestPrincipal: true,
+    protectedNamespaces: ["kube-system"],
+    maxActiveMirrors: 20,
+    maxTtlSeconds: 86_400,
+    rules: [{ principals: ["*"], namespaces: ["*"], ops: ["*"] }],
+  });
+  lab = await startLab({ serviceEnv: { POLICY_FILE: policy } });
+  ovntap = ovntapCli(lab, dir);
+  ok(
+    await ovntap(
+      ...["create", "tap", "-n", "default", "--pod", "pod-a", "--direction", "both", "--collector"],
+      ...["--ttl", "600", "--wait"],
+    ),
+  );
+}, 180_000);
+
+afterAll(async () => {
+  await lab?.stop();
+  if (dir) removeDir(dir);
+});
+
+describe("capture of a --collector mirror on the lab", () => {
+  it("ovntap capture -w x.pcap --count 20 holds the pods' real traffic, as tcpdump in pod-a sees it", async () => {
+    const reference: Capture = await startCapture({ iface: "eth0", netns: lab.env.LAB_POD_A_NS });
+    const file = join(dir, "x.pcap");
+    const cap = startCli("capture", "tap", "-n", "default", "-w", file, "--count", "20");
+    await cap.ready;
+    await traffic(cap.done);
+    const { code, stderr } = await cap.done;
+    // Let tcpdump take the last mirrored packets' originals, then stop it.
+    await lab.ping(lab.env.LAB_POD_A_NS, lab.env.LAB_POD_B_IP, { timeoutS: 1 });
+    const ref = await reference.stop();
+    expect(code, stderr).toBe(0);
+
+    expect(await packetsOf(file)).toHaveLength(20);
+    const refFile = join(dir, "ref.pcap");
+    writeFileSync(refFile, ref);
+    const got = await tsharkRows(file);
+    const seen = await tsharkRows(refFile);
+    expect(got).toHaveLength(20);
+    // Every captured packet is one tcpdump saw in pod-a, each taken once.
+    const pool = new Map<string, number>();
+    for (const row of seen) pool.set(row, (pool.get(row) ?? 0) + 1);
+    const missing = got.filter((row) => {
+      const n = pool.get(row) ?? 0;
+      if (n === 0) return true;
+      pool.set(row, n - 1);
+      return false;
+    });
+    expect(
+      missing,
+      `captured rows tcpdump did not see in pod-a:\n${missing.join("\n")}\nseen:\n${seen.join("\n")}`,
+    ).toEqual([]);
+    // Both directions of pod-a's traffic, and more than one protocol.
+    const ip = FIELDS.indexOf("ip.src");
+    const proto = FIELDS.indexOf("ip.proto");
+    // (An ICMP error quotes the packet it answers: tshark lists both sources; the first is its own.)
+    const sources = new Set(got.map((r) => r.split("|")[ip]?.split(",")[0]).filter(Boolean));
+    expect(sources).toEqual(new Set([lab.env.LAB_POD_A_IP, lab.env.LAB_POD_B_IP]));
+    expect(new Set(got.map((r) => r.split("|")[proto]).filter(Boolean)).size).toBeGreaterThan(1);
+  }, 120_000);
+
+  it("two subscribers receive identical streams", async () => {
+    const a = startCli("capture", "tap", "-n", "default", "-w", join(dir, "a.pcap"), "--count", "30");
+    const b = startCli("capture", "tap", "-n", "default", "-w", join(dir, "b.pcap"), "--count", "30");
+    await Promise.all([a.ready, b.ready]);
+    await traffic(Promise.all([a.done, b.done]));
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    expect(ra.code, ra.stderr).toBe(0);
+    expect(rb.code, rb.stderr).toBe(0);
+    const view = (p: CapturedPacket) => [p.seconds, p.nanos, p.originalLength, p.data.toString("hex")];
+    const pa = await packetsOf(join(dir, "a.pcap"));
+    const pb = await packetsOf(join(dir, "b.pcap"));
+    expect(pa).toHaveLength(30);
+    expect(pb.map(view)).toEqual(pa.map(view));
+  }, 120_000);
+
+  it("ovntap delete stops the stream: nothing more is published for the mirror", async () => {
+    ok(await ovntap("delete", "tap", "-n", "default", "--wait"));
+    const cap = startCli(
+      "capture",
+      "tap",
+      "-n",
+      "default",
+      "-w",
+      join(dir, "after.pcap"),
+      "--duration",
+      "3s",
+    );
+    await cap.ready;
+    await traffic(cap.done);
+    const r = await cap.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(await packetsOf(join(dir, "after.pcap"))).toHaveLength(0);
+    await waitFor(async () => (await lab.ping(lab.env.LAB_POD_A_NS, lab.env.LAB_POD_B_IP)) || undefined, {
+      what: "pods still reach each other",
+      timeoutMs: 10_000,
+    });
+  }, 60_000);
+});
