@@ -727,6 +727,9 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
 
   async function sweepPending(): Promise<void> {
     for (const p of await store.pendingReconcile()) {
+      // Committed here and waiting for the chassis: the watcher reconciles it when hv_cfg
+      // catches up or at the deadline. Queueing it again would only crowd out new work.
+      if (!p.deleting && watcher.awaitingChassis(mirrorId(p))) continue;
       const { jobId } = await enqueueApply(
         queue,
         { namespace: p.namespace, name: p.name, generation: p.generation, reason: p.reason },
