@@ -26,24 +26,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  buildArpFrame,
   buildErspan2,
   buildErspan3,
   buildGre,
-  buildIcmpEchoFrame,
-  buildTcpFrame,
   buildTransportFrame,
-  buildUdpFrame,
   decapCapture,
   decapsulate,
   decodePcap,
   decodePcapng,
-  TCP_ACK,
-  TCP_PSH,
-  TCP_SYN,
 } from "@ovntap/packet";
 import type { DecapStats } from "@ovntap/packet";
 import { BenchFailure, now, progress, round1 } from "./_stats.js";
+import { innerFrame, rng } from "./_traffic.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -76,57 +70,6 @@ if (args.format !== FORMAT) {
 const FLOWS = 4096;
 /** The flow of the i-th packet: a fixed scramble, so neighbours differ in size and kind. */
 const flowOf = (i: number): number => (Math.imul(i, 0x9e3779b1) >>> 0) % FLOWS;
-
-/** Deterministic pseudo-random numbers (mulberry32), so every run writes the same file. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A lab-sized mirrored frame of flow `f`. */
-function innerFrame(f: number, r: () => number): Buffer {
-  const a = `10.16.${(f >>> 8) & 0xff}.${(f & 0x7f) + 1}`;
-  const b = `10.16.${((f >>> 8) + 100) & 0xff}.${((f * 7) & 0x7f) + 1}`;
-  const sport = 32768 + (f % 28000);
-  const x = r();
-  if (x < 0.35) return buildIcmpEchoFrame({ src: a, dst: b, id: f & 0xffff, seq: (r() * 65535) | 0 });
-  if (x < 0.7) {
-    const y = r();
-    const payload =
-      y < 0.5
-        ? new Uint8Array(0) // SYN, SYN-ACK, ACK
-        : y < 0.8
-          ? Buffer.alloc(1 + ((r() * 200) | 0), 0x61) // small request / response
-          : Buffer.alloc(1000 + ((r() * 448) | 0), 0x62); // full-size segment
-    const flags = y < 0.15 ? TCP_SYN : payload.length > 0 ? TCP_ACK | TCP_PSH : TCP_ACK;
-    return buildTcpFrame({
-      src: a,
-      dst: b,
-      srcPort: sport,
-      dstPort: 8080,
-      seq: (r() * 2 ** 32) >>> 0,
-      ack: 1,
-      flags,
-      payload,
-    });
-  }
-  if (x < 0.9) {
-    return buildUdpFrame({
-      src: a,
-      dst: b,
-      srcPort: sport,
-      dstPort: 5001,
-      payload: Buffer.alloc(20 + ((r() * 280) | 0), 0x63),
-    });
-  }
-  return buildArpFrame({ senderMac: "02:00:00:00:00:01", senderIp: a, targetIp: b });
-}
 
 /** GRE key, ERSPAN II or ERSPAN III (a third each), IPv6 transport for one tunnel in eight. */
 function transportFrame(f: number, inner: Buffer, seq: number): Buffer {
