@@ -1,12 +1,15 @@
-// `npm run lab` / `lab:up` / `lab:down`: set-up (Debian packages, npm ci, build), then
-// the lab CLI. Until the end-to-end demo exists, `npm run lab` brings the lab up and
-// prints how to use it.
+// `npm run lab` / `lab:up` / `lab:down`: set-up (Debian packages, npm dependencies, build),
+// then the lab CLI. `npm run lab` is the product end to end (the lab CLI's `demo`: a mirror,
+// its packets live, a summary, then everything torn down; `-- --keep` leaves it running);
+// `lab:up` only brings the lab up.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { bootstrap, repoRoot, step } from "./bootstrap.mjs";
 
 process.env.TURBO_TELEMETRY_DISABLED = "1";
-const [verb = "up", ...rest] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+// `npm run lab -- --keep` passes options only: they are the demo's.
+const [verb, ...rest] = argv.length === 0 || argv[0].startsWith("-") ? ["demo", ...argv] : argv;
 const needsRoot = verb !== "status";
 if (needsRoot && typeof process.getuid === "function" && process.getuid() !== 0) {
   process.stderr.write(
@@ -37,7 +40,7 @@ const r = spawnSync(process.execPath, [join(repoRoot, "deploy", "lab", "dist", "
 });
 if (r.status === 0 && verb === "up") {
   process.stderr.write(`
-Try it (the lab's services are running: intake, ovn-applier):
+Try it (every ovntap service is running):
   . .lab/env
   npx ovntap create m1 --namespace default --pod pod-a --direction egress --gre-sink $LAB_SINK_IP --ttl 600 --wait
   npx ovntap list

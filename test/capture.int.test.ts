@@ -6,9 +6,9 @@
  * tcpdump inside pod-a's namespace over the same interval, compared field by field by tshark.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CapturedPacket, readCapture } from "@ovntap/packet";
+import type { CapturedPacket } from "@ovntap/packet";
 import {
   type Capture,
   type Lab,
@@ -22,6 +22,7 @@ import {
 } from "@ovntap/lab";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, ovntapCli, repoRoot, writePolicy } from "./support/harness.js";
+import { field, notSeen, packetsOf, tsharkRows } from "./support/packets.js";
 
 let lab: Lab;
 let dir: string;
@@ -66,13 +67,6 @@ function startCli(...args: string[]): CaptureProcess {
   return { child, ready, done };
 }
 
-/** Every packet of a pcap or pcapng file (copied out of the reader's buffers). */
-async function packetsOf(file: string): Promise<CapturedPacket[]> {
-  const out: CapturedPacket[] = [];
-  for await (const p of readCapture([readFileSync(file)])) out.push({ ...p, data: Buffer.from(p.data) });
-  return out;
-}
-
 /** Traffic between the pods until `until` settles: ICMP, a TCP request/response, UDP. */
 async function traffic(until: Promise<unknown>): Promise<void> {
   let finished = false;
@@ -96,44 +90,6 @@ async function traffic(until: Promise<unknown>): Promise<void> {
 /** One UDP datagram to pod-b's port 9 (discard). */
 const UDP_SEND = `const s = require("node:dgram").createSocket("udp4");
 s.send("ovntap capture acceptance", 9, process.argv[1], () => s.close());`;
-
-/** The fields tshark decodes, checksums aside (the userspace datapath leaves some unfilled). */
-const FIELDS = [
-  "eth.src",
-  "eth.dst",
-  "eth.type",
-  "arp.opcode",
-  "arp.src.proto_ipv4",
-  "arp.dst.proto_ipv4",
-  "ip.src",
-  "ip.dst",
-  "ip.id",
-  "ip.proto",
-  "ip.len",
-  "tcp.srcport",
-  "tcp.dstport",
-  "tcp.seq_raw",
-  "tcp.ack_raw",
-  "tcp.flags",
-  "udp.srcport",
-  "udp.dstport",
-  "icmp.type",
-  "icmp.seq",
-  "frame.len",
-];
-
-async function tsharkRows(file: string): Promise<string[]> {
-  const r = await run("tshark", [
-    "-r",
-    file,
-    "-T",
-    "fields",
-    "-E",
-    "separator=|",
-    ...FIELDS.flatMap((f) => ["-e", f]),
-  ]);
-  return r.stdout.split("\n").filter((l) => l.trim() !== "");
-}
 
 beforeAll(async () => {
   dir = makeTempDir("ovntap-capture-");
@@ -179,25 +135,15 @@ describe("capture of a --collector mirror on the lab", () => {
     const seen = await tsharkRows(refFile);
     expect(got).toHaveLength(20);
     // Every captured packet is one tcpdump saw in pod-a, each taken once.
-    const pool = new Map<string, number>();
-    for (const row of seen) pool.set(row, (pool.get(row) ?? 0) + 1);
-    const missing = got.filter((row) => {
-      const n = pool.get(row) ?? 0;
-      if (n === 0) return true;
-      pool.set(row, n - 1);
-      return false;
-    });
+    const missing = notSeen(got, seen);
     expect(
       missing,
       `captured rows tcpdump did not see in pod-a:\n${missing.join("\n")}\nseen:\n${seen.join("\n")}`,
     ).toEqual([]);
     // Both directions of pod-a's traffic, and more than one protocol.
-    const ip = FIELDS.indexOf("ip.src");
-    const proto = FIELDS.indexOf("ip.proto");
-    // (An ICMP error quotes the packet it answers: tshark lists both sources; the first is its own.)
-    const sources = new Set(got.map((r) => r.split("|")[ip]?.split(",")[0]).filter(Boolean));
+    const sources = new Set(got.map((r) => field(r, "ip.src")).filter(Boolean));
     expect(sources).toEqual(new Set([lab.env.LAB_POD_A_IP, lab.env.LAB_POD_B_IP]));
-    expect(new Set(got.map((r) => r.split("|")[proto]).filter(Boolean)).size).toBeGreaterThan(1);
+    expect(new Set(got.map((r) => field(r, "ip.proto")).filter(Boolean)).size).toBeGreaterThan(1);
   }, 120_000);
 
   it("two subscribers receive identical streams", async () => {

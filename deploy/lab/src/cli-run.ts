@@ -2,6 +2,7 @@
  * The lab CLI (`npm run lab:up`, `lab:down`, `lab`): what each verb does, apart from
  * the process plumbing in cli.ts, so it can be tested in-process.
  *
+ *   lab demo [--keep] [--count N]
  *   lab up [--env-out PATH] [--no-services] [--prefix P] [--transport auto|bridge|tc]
  *   lab down [--state PATH]
  *   lab status [--state PATH]
@@ -10,6 +11,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LAB_ENV_NAMES } from "./env.js";
+import { runDemo } from "./demo.js";
 import { type LabProgress, LabNeedsRootError, startLab, stopLabFromState } from "./lab.js";
 import { linkExists, netnsList } from "./net.js";
 import { findRepoRoot } from "./services.js";
@@ -26,6 +28,11 @@ export interface CliIo {
 
 const USAGE = `usage: lab <command> [options]
 
+  demo    the product end to end (root): the lab and every service, a --collector mirror of
+          pod-a, its packets printed live while the pods talk, a summary and the mirror's events,
+          then everything torn down
+            --keep            leave the lab and the mirror running, and print what to try next
+            --count N         packets to show (default 24)
   up      bring the lab up (root)
             --env-out PATH   where to write the env file (default <repo>/.lab/env)
             --no-services     do not start the services under services/
@@ -58,6 +65,36 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const stateFile = args.state ?? defaultState;
 
   switch (verb) {
+    case "demo": {
+      if (!io.isRoot()) return fail(io, NEEDS_ROOT);
+      if (existsSync(defaultState) && readState(defaultState).pids.some(sameProcess)) {
+        return fail(io, `a lab is already up: run 'npm run lab:down' first\n`);
+      }
+      const count = args.count === undefined ? undefined : Number(args.count);
+      if (count !== undefined && !(Number.isInteger(count) && count >= 1 && count <= 100_000)) {
+        return fail(
+          io,
+          `--count: must be a whole number from 1 to 100000, not ${JSON.stringify(args.count)}\n`,
+        );
+      }
+      try {
+        const r = await runDemo({
+          repoRoot,
+          out: (t) => io.out(t),
+          keep: args.keep === true,
+          ...(count !== undefined ? { count } : {}),
+          envFile: join(labDir, "env"),
+          stateCopy: defaultState,
+          ...(args.keep ? {} : { pcapOut: join(labDir, "demo.pcap") }),
+          ...(io.signal ? { signal: io.signal } : {}),
+          onProgress: (p) => io.out(progressLine(p)),
+        });
+        return r.leftovers ? 1 : 0;
+      } catch (err) {
+        if (err instanceof LabNeedsRootError) return fail(io, NEEDS_ROOT);
+        return fail(io, `${err instanceof Error ? err.message : String(err)}\n`);
+      }
+    }
     case "up": {
       if (!io.isRoot()) return fail(io, NEEDS_ROOT);
       if (existsSync(defaultState)) {
@@ -140,6 +177,8 @@ function parse(argv: readonly string[]) {
       prefix: { type: "string" },
       transport: { type: "string" },
       state: { type: "string" },
+      keep: { type: "boolean" },
+      count: { type: "string" },
     },
     strict: true,
     allowPositionals: false,

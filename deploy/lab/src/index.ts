@@ -56,3 +56,4 @@ export {
   type GrePacket,
 } from "./capture.js";
 export { ping, tcpRoundTrip, type PingOptions, type TcpRoundTripOptions } from "./traffic.js";
+export { runDemo, type DemoOptions, type DemoResult } from "./demo.js";
