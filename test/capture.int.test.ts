@@ -5,19 +5,19 @@
  * publishes them; `ovntap capture` (a process of its own) writes the pcap. The oracle is
  * tcpdump inside pod-a's namespace over the same interval, compared field by field by tshark.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CapturedPacket } from "@ovntap/packet";
 import {
   type Capture,
+  type CaptureProcess,
   type Lab,
   makeTempDir,
+  podTraffic,
   removeDir,
-  run,
   startCapture,
   startLab,
-  tcpRoundTrip,
+  startOvntapCapture,
   waitFor,
 } from "@ovntap/lab";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,63 +33,23 @@ const ok = (r: CliResult) => {
   return r;
 };
 
-/** `ovntap capture …` as a process of its own; `ready` once it says it is capturing. */
-interface CaptureProcess {
-  child: ChildProcessWithoutNullStreams;
-  ready: Promise<void>;
-  done: Promise<{ code: number | null; stderr: string }>;
-}
-
+/** `ovntap capture ARGS…` as a user runs it, in a process of its own. */
 function startCli(...args: string[]): CaptureProcess {
-  const child = spawn(process.execPath, [join(repoRoot, "services", "cli", "bin", "ovntap.js"), ...args], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: dir,
-      NATS_URL: lab.env.NATS_URL,
-      OVNTAP_PRINCIPAL: "acceptance",
-    },
-  });
-  let stderr = "";
-  let markReady: () => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-    if (stderr.includes("capturing ")) markReady();
-  });
-  child.stdout.resume();
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
-    child.on("close", (code) => {
-      markReady();
-      resolve({ code, stderr });
-    }),
+  const env = {
+    PATH: process.env.PATH ?? "",
+    HOME: dir,
+    NATS_URL: lab.env.NATS_URL,
+    OVNTAP_PRINCIPAL: "acceptance",
+  };
+  return startOvntapCapture(
+    join(repoRoot, "services", "cli", "bin", "ovntap.js"),
+    env,
+    args,
+    () => undefined,
   );
-  return { child, ready, done };
 }
 
-/** Traffic between the pods until `until` settles: ICMP, a TCP request/response, UDP. */
-async function traffic(until: Promise<unknown>): Promise<void> {
-  let finished = false;
-  void until.finally(() => (finished = true));
-  while (!finished) {
-    await lab.ping(lab.env.LAB_POD_A_NS, lab.env.LAB_POD_B_IP, { timeoutS: 1 });
-    if (finished) break;
-    await tcpRoundTrip({
-      serverNs: lab.env.LAB_POD_B_NS,
-      serverIp: lab.env.LAB_POD_B_IP,
-      clientNs: lab.env.LAB_POD_A_NS,
-    });
-    if (finished) break;
-    await run("ip", [
-      ...["netns", "exec", lab.env.LAB_POD_A_NS],
-      ...[process.execPath, "-e", UDP_SEND, lab.env.LAB_POD_B_IP],
-    ]);
-  }
-}
-
-/** One UDP datagram to pod-b's port 9 (discard). */
-const UDP_SEND = `const s = require("node:dgram").createSocket("udp4");
-s.send("ovntap capture acceptance", 9, process.argv[1], () => s.close());`;
+const traffic = (until: Promise<unknown>) => podTraffic(lab, until);
 
 beforeAll(async () => {
   dir = makeTempDir("ovntap-capture-");
@@ -119,7 +79,7 @@ describe("capture of a --collector mirror on the lab", () => {
   it("ovntap capture -w x.pcap --count 20 holds the pods' real traffic, as tcpdump in pod-a sees it", async () => {
     const reference: Capture = await startCapture({ iface: "eth0", netns: lab.env.LAB_POD_A_NS });
     const file = join(dir, "x.pcap");
-    const cap = startCli("capture", "tap", "-n", "default", "-w", file, "--count", "20");
+    const cap = startCli("tap", "-n", "default", "-w", file, "--count", "20");
     await cap.ready;
     await traffic(cap.done);
     const { code, stderr } = await cap.done;
@@ -147,8 +107,8 @@ describe("capture of a --collector mirror on the lab", () => {
   }, 120_000);
 
   it("two subscribers receive identical streams", async () => {
-    const a = startCli("capture", "tap", "-n", "default", "-w", join(dir, "a.pcap"), "--count", "30");
-    const b = startCli("capture", "tap", "-n", "default", "-w", join(dir, "b.pcap"), "--count", "30");
+    const a = startCli("tap", "-n", "default", "-w", join(dir, "a.pcap"), "--count", "30");
+    const b = startCli("tap", "-n", "default", "-w", join(dir, "b.pcap"), "--count", "30");
     await Promise.all([a.ready, b.ready]);
     await traffic(Promise.all([a.done, b.done]));
     const [ra, rb] = await Promise.all([a.done, b.done]);
@@ -163,16 +123,7 @@ describe("capture of a --collector mirror on the lab", () => {
 
   it("ovntap delete stops the stream: nothing more is published for the mirror", async () => {
     ok(await ovntap("delete", "tap", "-n", "default", "--wait"));
-    const cap = startCli(
-      "capture",
-      "tap",
-      "-n",
-      "default",
-      "-w",
-      join(dir, "after.pcap"),
-      "--duration",
-      "3s",
-    );
+    const cap = startCli("tap", "-n", "default", "-w", join(dir, "after.pcap"), "--duration", "3s");
     await cap.ready;
     await traffic(cap.done);
     const r = await cap.done;

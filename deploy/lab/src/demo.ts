@@ -114,11 +114,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     out(`\n$ ovntap capture ${MIRROR} -n ${NAMESPACE} --count ${count}      (and pod-a talks to pod-b)\n`);
     const lines: string[] = [];
     let summary = "";
-    const printer = startCapture(cli, env, [MIRROR, "-n", NAMESPACE, "--count", String(count)], (line) => {
-      lines.push(line);
-      out(`${line}\n`);
-    });
-    const writer = startCapture(
+    const printer = startOvntapCapture(
+      cli,
+      env,
+      [MIRROR, "-n", NAMESPACE, "--count", String(count)],
+      (line) => {
+        lines.push(line);
+        out(`${line}\n`);
+      },
+    );
+    const writer = startOvntapCapture(
       cli,
       env,
       [MIRROR, "-n", NAMESPACE, "--count", String(count), "-w", pcap],
@@ -126,7 +131,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     );
     await Promise.all([printer.ready, writer.ready]);
     const both = Promise.all([printer.done, writer.done]);
-    await traffic(lab, both);
+    await podTraffic(lab, both);
     const [p, w] = await both;
     if (p.code !== 0 || w.code !== 0) throw new Error(`ovntap capture failed: ${p.stderr}${w.stderr}`);
     summary = lastLine(p.stderr);
@@ -159,13 +164,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   }
 }
 
-interface CaptureProcess {
+export interface CaptureProcess {
   ready: Promise<void>;
   done: Promise<{ code: number | null; stderr: string }>;
 }
 
-/** `ovntap capture …` in a process of its own; `ready` once it says it is capturing. */
-function startCapture(
+/**
+ * `ovntap capture …` (the CLI at `cli`) in a process of its own: `onLine` gets each line it
+ * prints, `ready` resolves once it says it is capturing (nothing published after is missed).
+ */
+export function startOvntapCapture(
   cli: string,
   env: Record<string, string>,
   args: readonly string[],
@@ -201,8 +209,8 @@ function startCapture(
   return { ready, done };
 }
 
-/** Until `until` settles: a ping, a TCP request and its response, a UDP datagram, again. */
-async function traffic(lab: Lab, until: Promise<unknown>): Promise<void> {
+/** Until `until` settles: a ping, a TCP request and its response, a UDP request and its echo, again. */
+export async function podTraffic(lab: Lab, until: Promise<unknown>): Promise<void> {
   let finished = false;
   void until.finally(() => (finished = true));
   while (!finished) {

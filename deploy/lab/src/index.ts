@@ -56,4 +56,11 @@ export {
   type GrePacket,
 } from "./capture.js";
 export { ping, tcpRoundTrip, type PingOptions, type TcpRoundTripOptions } from "./traffic.js";
-export { runDemo, type DemoOptions, type DemoResult } from "./demo.js";
+export {
+  podTraffic,
+  runDemo,
+  startOvntapCapture,
+  type CaptureProcess,
+  type DemoOptions,
+  type DemoResult,
+} from "./demo.js";
