@@ -43,6 +43,7 @@ import {
 } from "./pcap.js";
 import type { TimestampPrecision } from "./pcap.js";
 import { PCAPNG_MAX_BLOCK_LENGTH } from "./pcapng.js";
+import { pcapngTime, unitsToTime } from "./pcapng-time.js";
 import { fail } from "./result.js";
 import type { DecodeFailure, DecodeReason, Layer } from "./result.js";
 
@@ -302,40 +303,6 @@ export function decapFrame(b: Uint8Array, s: number, e: number, linkType: number
 
 // ---------------------------------------------------------------------------------------------
 // Timestamps
-
-let tsSec = 0;
-let tsNanos = 0;
-const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
-
-/** pcapng 64-bit units (hi, lo) at resolution `tsresol` → `tsSec` + `tsNanos`, exact, without BigInt for 10^-n ≤ ns. */
-function unitsToTime(hi: number, lo: number, tsresol: number): void {
-  if ((tsresol & 0x80) === 0 && tsresol <= 9) {
-    // Long division in 16-bit limbs: every intermediate stays below 2^53.
-    const d = POW10[tsresol]!;
-    let cur = hi >>> 16;
-    let q = Math.floor(cur / d);
-    let r = cur - q * d;
-    cur = r * 65536 + (hi & 0xffff);
-    let qd = Math.floor(cur / d);
-    r = cur - qd * d;
-    q = q * 65536 + qd;
-    cur = r * 65536 + (lo >>> 16);
-    qd = Math.floor(cur / d);
-    r = cur - qd * d;
-    q = q * 65536 + qd;
-    cur = r * 65536 + (lo & 0xffff);
-    qd = Math.floor(cur / d);
-    r = cur - qd * d;
-    q = q * 65536 + qd;
-    tsSec = q;
-    tsNanos = r * POW10[9 - tsresol]!;
-    return;
-  }
-  const units = (BigInt(hi) << 32n) | BigInt(lo);
-  const d = (tsresol & 0x80) === 0 ? 10n ** BigInt(tsresol) : 1n << BigInt(tsresol & 0x7f);
-  tsSec = Number(units / d);
-  tsNanos = Number(((units % d) * 1_000_000_000n) / d);
-}
 
 let unitsHi = 0;
 let unitsLo = 0;
@@ -760,8 +727,8 @@ async function run(
       }
       if (hasUnits) {
         unitsToTime(tsHi, tsLo, iface!.tsresol);
-        sec = tsSec + Number(iface!.tsoffset);
-        frac = tsNanos;
+        sec = pcapngTime.seconds + Number(iface!.tsoffset);
+        frac = pcapngTime.nanos;
       }
       // Every input field is in locals: move the frame first, then write the header before it.
       buf.copyWithin(w + 16, is, ie);

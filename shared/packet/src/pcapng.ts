@@ -15,6 +15,7 @@ import { BufferedFile } from "./file.js";
 import { Framer } from "./framer.js";
 import { PCAP_DEFAULT_SNAPLEN } from "./pcap.js";
 import type { ByteOrder, PcapRecordInput, TimestampPrecision } from "./pcap.js";
+import { pcapngTime, unitsToTime } from "./pcapng-time.js";
 import { fail } from "./result.js";
 import type { DecodeFailure } from "./result.js";
 
@@ -91,46 +92,6 @@ export interface PcapngPacket {
 
 // ---------------------------------------------------------------------------------------------
 // Timestamps
-
-const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
-let tsSeconds = 0;
-let tsNanos = 0;
-
-/**
- * 64-bit unit count (hi, lo) → seconds + nanos for resolution 10^-exp (exp ≤ 9), without BigInt:
- * long division in 16-bit limbs keeps every intermediate below 2^53. Results land in
- * `tsSeconds` / `tsNanos` to spare an allocation per packet.
- */
-function unitsToTimeDecimal(hi: number, lo: number, exp: number): void {
-  const d = POW10[exp]!;
-  let cur = hi >>> 16;
-  let q = Math.floor(cur / d);
-  let r = cur - q * d;
-  cur = r * 65536 + (hi & 0xffff);
-  let qd = Math.floor(cur / d);
-  r = cur - qd * d;
-  q = q * 65536 + qd;
-  cur = r * 65536 + (lo >>> 16);
-  qd = Math.floor(cur / d);
-  r = cur - qd * d;
-  q = q * 65536 + qd;
-  cur = r * 65536 + (lo & 0xffff);
-  qd = Math.floor(cur / d);
-  r = cur - qd * d;
-  tsSeconds = q * 65536 + qd;
-  tsNanos = r * POW10[9 - exp]!;
-}
-
-function unitsToTime(hi: number, lo: number, tsresol: number): void {
-  if ((tsresol & 0x80) === 0 && tsresol <= 9) {
-    unitsToTimeDecimal(hi, lo, tsresol);
-    return;
-  }
-  const units = (BigInt(hi) << 32n) | BigInt(lo);
-  const d = (tsresol & 0x80) === 0 ? 10n ** BigInt(tsresol) : 1n << BigInt(tsresol & 0x7f);
-  tsSeconds = Number(units / d);
-  tsNanos = Number(((units % d) * 1_000_000_000n) / d);
-}
 
 /** seconds × 10^exp + fraction as (hi, lo) 32-bit words, exact for seconds < 2^32 (BigInt beyond). */
 function timeToUnits(
@@ -297,8 +258,8 @@ export class PcapngStreamReader {
         this.#packets.push({
           interface: iface,
           interfaceId: id,
-          seconds: tsSeconds + iface.tsoffset,
-          nanos: tsNanos,
+          seconds: pcapngTime.seconds + iface.tsoffset,
+          nanos: pcapngTime.nanos,
           originalLength: rd32(b, at + 24, order),
           data: b.subarray(at + 28, dataEnd),
           flags,
