@@ -26,6 +26,8 @@ export const DEBIAN_PACKAGES = {
   make: "make",
   "g++": "g++",
   tshark: "tshark",
+  // The console's browser test drives Debian's Chromium through playwright-core.
+  chromium: "chromium",
 };
 
 const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
