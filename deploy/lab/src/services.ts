@@ -4,6 +4,8 @@
  *
  *   "ovntap": { "service": true, "ready": "<regex, optional>" }
  *
+ * (`"lab": false` beside `service` keeps a service out of the lab: one that needs what the
+ * lab does not have, such as the TrafficMirror controller and its Kubernetes API server.)
  * and whose build leaves `dist/main.js`. The lab runs each as its own process,
  * `node services/<name>/dist/main.js`, from the repo root, with the lab's env vars,
  * its log in `<lab dir>/service-<name>.log`. With `ready`, the lab waits until a log
@@ -48,9 +50,9 @@ export function discoverServices(repoRoot: string): ServiceInfo[] {
     const pkgPath = join(root, name, "package.json");
     if (!existsSync(pkgPath)) continue;
     const pkg = JSON.parse(readFileSync(pkgPath, "utf8")) as {
-      ovntap?: { service?: unknown; ready?: unknown };
+      ovntap?: { service?: unknown; ready?: unknown; lab?: unknown };
     };
-    if (pkg.ovntap?.service !== true) continue;
+    if (pkg.ovntap?.service !== true || pkg.ovntap.lab === false) continue;
     const dir = join(root, name);
     out.push({
       name,
