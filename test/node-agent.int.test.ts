@@ -12,12 +12,12 @@
  *   collector suggestion;
  * - an owned OVN mirror whose tunnel OVS refuses (a second tunnel to one sink with one key) is
  *   reported Degraded with the OVS error text within 5 s of the error appearing in OVS, and
- *   Active again once OVS takes it.
- *
- * The second tunnel is made in OVS directly (ovs-vsctl), not as an NB Mirror row: a row that
- * ovn-nbctl adds to NB is seen by the ovn-applier, which moves the owned mirror to a free key
- * (or refuses a requested key, KEY_IN_USE), so the collision does not last; one NB cannot see
- * does, and only the node can tell.
+ *   Active again once OVS takes it: once with the other tunnel made in OVS directly (ovs-vsctl,
+ *   where NB cannot see it), and OVS refusing ours;
+ * - once with two OVN mirrors forced onto one sink and key by hand with ovn-nbctl (someone's
+ *   mirror put on the key ovntap allocated to ours): the applier keeps our key (the receivers
+ *   were set up with it), OVS refuses the other tunnel, and ours is Degraded with OVS's text
+ *   until the other mirror is gone.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -283,5 +283,64 @@ describe("the node agent in the pipeline, through the ovntap CLI", () => {
     );
     expect(after.find((e) => e.type === "dataplane_ok")?.detail).toMatchObject({ previous: text, node });
     ok(await ovntap("delete", "web", "--wait"));
+  });
+
+  it("two OVN mirrors forced onto one sink and key with ovn-nbctl: the owned one keeps its key and is Degraded with OVS's text", async () => {
+    ok(
+      await ovntap(
+        ...["create", "ours", "--pod", "pod-a", "--direction", "egress"],
+        ...["--gre-sink", sink, "--ttl", "600", "--wait"],
+      ),
+    );
+    const before = await get("ours");
+    expect(before.status.phase).toBe("Active");
+    const key = before.status.key;
+    expect(key).toBeTypeOf("number");
+    const theirs = "ovn-theirs";
+    const text = `could not add network device ${theirs} to ofproto (File exists)`;
+
+    // Someone's mirror on our key towards our sink, on a pod bound to the same chassis.
+    await lab.nbctl(
+      ...["mirror-add", "theirs", "gre", String(key), "from-lport", sink],
+      ...["--", "lsp-attach-mirror", "pod-b.default", "theirs"],
+    );
+    await waitFor(
+      async () => (await ovsColumn("Interface", theirs, "error")).replace(/^"|"$/g, "") === text,
+      {
+        what: `OVS to refuse ${theirs}`,
+        timeoutMs: 30_000,
+        intervalMs: 20,
+      },
+    );
+    const refusedAt = Date.now();
+    const degraded = await waitStatus(
+      "ours",
+      (v) => v.status.phase === "Degraded",
+      "Degraded within 5 s of OVS refusing the colliding tunnel",
+      5_000,
+    );
+    console.log(
+      `OVS refused the colliding tunnel → Degraded seen through the CLI in ${Date.now() - refusedAt} ms`,
+    );
+    expect(degraded.status.reason).toBe("DataplaneError");
+    expect(degraded.status.message).toContain(text);
+    expect(degraded.status.message).toContain("tunnel key contention");
+    // Our key stays what the user was told, in the status and in NB.
+    expect(degraded.status.key).toBe(key);
+    const index = (
+      await lab.nbctl("--bare", "--columns=index", "find", "Mirror", "name=ovntap.default.ours")
+    ).trim();
+    expect(Number(index)).toBe(key);
+    expect((await trail("ours")).find((e) => e.type === "dataplane_error")?.detail).toMatchObject({
+      component: "ovs",
+      node,
+      port: "ovn-ovntap.default.ours",
+    });
+
+    // Their mirror removed: ours is Active again, on the same key.
+    await lab.nbctl("mirror-del", "theirs");
+    const back = await waitStatus("ours", (v) => v.status.phase === "Active", "Active again", 30_000);
+    expect(back.status.key).toBe(key);
+    ok(await ovntap("delete", "ours", "--wait"));
   });
 });

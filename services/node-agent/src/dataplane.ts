@@ -37,7 +37,7 @@ import type { Logger } from "@ovntap/runtime";
 import { eventId, makeEvent, type EventLog, type Store } from "@ovntap/store";
 import { mirrorId, OVN_OWNED_KEY, ovnTunnelPort, parseOvnRowName } from "./names.js";
 import type { ExpectedMirror } from "./ovn/sb.js";
-import type { MirrorRow, OvsState } from "./ovs/state.js";
+import type { InterfaceRow, MirrorRow, OvsState } from "./ovs/state.js";
 
 export { DATAPLANE_KV_BUCKET, DataplaneRecord, DataplaneState, MirrorDataplane };
 
@@ -127,6 +127,24 @@ export function evaluateOvnMirrors(input: EvaluateInput): Verdict[] {
       out.push({ ...base, state: "error", component: "ovs", message: failed.error });
       continue;
     }
+    // Ours was added first, and OVS refused the other tunnel to the same sink with the same key
+    // (someone's mirror put on our key by hand). Ours carries the traffic for now, but which of
+    // the two OVS keeps is not defined — it may flip when ovs-vswitchd restarts — and a receiver
+    // cannot tell two streams with one key apart: a person has to settle it.
+    const rival = ifaces.length > 0 ? contendedBy(ifaces[0]!, ovs.interfaces()) : undefined;
+    if (rival) {
+      out.push({
+        ...base,
+        state: "error",
+        component: "ovs",
+        message:
+          `tunnel key contention: OVS refused ${rival.name}, another tunnel to ` +
+          `${rival.options.remote_ip ?? "the same sink"} with the same key ${rival.options.key ?? ""} ` +
+          `(${rival.error}); which of the two OVS keeps is not defined and the sink cannot tell ` +
+          `them apart: delete one of the two mirrors or give one another key`,
+      });
+      continue;
+    }
     if (!tunnel || !m.output_port || m.output_port !== tunnel._uuid) {
       out.push(
         pendingOr(
@@ -179,6 +197,24 @@ export function evaluateOvnMirrors(input: EvaluateInput): Verdict[] {
     out.push({ ...base, state: "programmed" });
   }
   return out;
+}
+
+/**
+ * Another tunnel interface of the same type to the same remote with the same key as `tunnel`,
+ * which OVS refused (an `error`): the two collide and ours is the one OVS kept.
+ */
+export function contendedBy(tunnel: InterfaceRow, all: readonly InterfaceRow[]): InterfaceRow | undefined {
+  const remote = tunnel.options.remote_ip;
+  if (remote === undefined) return undefined;
+  const key = tunnel.options.key ?? "0";
+  return all.find(
+    (i) =>
+      i._uuid !== tunnel._uuid &&
+      i.type === tunnel.type &&
+      i.error !== undefined &&
+      i.options.remote_ip === remote &&
+      (i.options.key ?? "0") === key,
+  );
 }
 
 export interface DataplaneWatcherDeps {

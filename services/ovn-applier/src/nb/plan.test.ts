@@ -317,12 +317,52 @@ describe("planMirror", () => {
     }
   });
 
-  it("re-keys a row whose key someone else now uses towards the sink", () => {
+  it("keeps the key a row holds when a row ovntap does not own takes it by hand", () => {
     const row = applied();
     const p = plan(desired(), {
       mirrors: [row, mirrorRow({ name: "manual", index: 3 })],
       ports: [port("pod-a.shop", [row._uuid])],
     });
+    expect(p.rows[0]).toMatchObject({ action: "keep", index: 3, key: "kept" });
+    expect(p.changed).toBe(false);
+    // A row put on that key by hand (its recorded key edited too) stays there as well.
+    const forced = applied({
+      index: 3,
+      external_ids: { [OWNER_KEY]: "shop/web", [GENERATION_KEY]: "1", [KEY_KEY]: "3" },
+    });
+    const q = plan(desired(), {
+      mirrors: [forced, mirrorRow({ name: "manual", index: 3 })],
+      ports: [port("pod-a.shop", [forced._uuid])],
+    });
+    expect(q.rows[0]).toMatchObject({ action: "keep", index: 3 });
+    // A requested key the row holds is kept too, rather than refused as KEY_IN_USE.
+    const asked = plan(desired({ target: { type: "gre", sink: SINK, key: 3 } }), {
+      mirrors: [row, mirrorRow({ name: "manual", index: 3 })],
+      ports: [port("pod-a.shop", [row._uuid])],
+    });
+    expect(asked.rows[0]).toMatchObject({ action: "keep", index: 3, key: "requested" });
+  });
+
+  it("a row still to get its key avoids foreign keys; a row moved off its key by hand goes back unless that key is taken", () => {
+    const fresh = plan(desired(), { mirrors: [mirrorRow({ name: "manual", index: 1 })], ports: [] });
+    expect(fresh.rows[0]).toMatchObject({ action: "create", index: 2, key: "allocated" });
+    // Recorded key 3, index edited to 9 by hand, and meanwhile a foreign row took 3.
+    const row = applied({ index: 9 });
+    const p = plan(desired(), {
+      mirrors: [row, mirrorRow({ name: "manual", index: 3 })],
+      ports: [port("pod-a.shop", [row._uuid])],
+    });
+    expect(p.rows[0]).toMatchObject({ action: "update", index: 1, key: "allocated" });
+  });
+
+  it("re-keys a row whose key another ovntap mirror holds towards the sink", () => {
+    const row = applied();
+    const other = mirrorRow({
+      name: "ovntap.shop.other",
+      index: 3,
+      external_ids: { [OWNER_KEY]: "shop/other", [GENERATION_KEY]: "1", [KEY_KEY]: "3" },
+    });
+    const p = plan(desired(), { mirrors: [row, other], ports: [port("pod-a.shop", [row._uuid])] });
     expect(p.rows[0]).toMatchObject({ action: "update", index: 1, key: "allocated" });
     expect(p.guards).toHaveLength(1);
   });
@@ -415,7 +455,11 @@ describe("planOperations", () => {
     const stale = mirrorRow({ name: "ovntap.shop.web.in", external_ids: { [OWNER_KEY]: "shop/web" } });
     const pa = port("pod-a.shop", [stale._uuid]);
     const p = plan(desired(), {
-      mirrors: [row, stale, mirrorRow({ name: "manual", index: 3 })],
+      mirrors: [
+        row,
+        stale,
+        mirrorRow({ name: "manual", index: 3, external_ids: { [OWNER_KEY]: "shop/other" } }),
+      ],
       ports: [pa],
     });
     const tx = planOperations(p);

@@ -337,13 +337,17 @@ export function planMirror(
       // keys given to this plan's earlier rows.
       const used = new Set(chosen);
       const holders = new Map<number, string>();
+      // Keys held by rows ovntap does not own: avoided when choosing a key, but they never
+      // take a key from a row that already holds it (see below).
+      const foreign = new Set<number>();
       for (const [k, who] of reserved ?? []) {
         used.add(k);
         holders.set(k, who);
       }
       for (const r of sinkRows) {
         if (r.name === d.name) continue;
-        used.add(r.index);
+        if (r.external_ids[OWNER_KEY] === undefined) foreign.add(r.index);
+        else used.add(r.index);
         holders.set(r.index, `NB Mirror ${r.name}`);
       }
       let index: number;
@@ -357,6 +361,15 @@ export function planMirror(
       const preferred =
         ovn.requestedKey ??
         (recorded !== undefined && /^\d+$/.test(recorded) ? Number(recorded) : existing?.index);
+      // A key is part of what the user was told (status.key): the receivers at the sink are
+      // set up with it. So a row keeps the key it holds when a row ovntap does not own takes
+      // the same key towards the same sink by hand: moving ours would silently cut our
+      // receivers off, and which of the two tunnels OVS keeps is then reported by the node
+      // agents (Degraded with OVS's own text) for a person to settle. Only a row still to get
+      // its key there avoids foreign keys.
+      const holds =
+        existing !== undefined && canonicalSink(existing.sink) === ovn.sink && existing.index === preferred;
+      if (!holds) for (const k of foreign) used.add(k);
       if (inSpace(preferred) && !used.has(preferred)) {
         index = preferred;
         key = ovn.requestedKey !== undefined ? "requested" : "kept";

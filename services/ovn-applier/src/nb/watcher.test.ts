@@ -90,7 +90,7 @@ describe("NbWatcher", () => {
       row("shop/c", "198.51.100.9", 1),
       row("shop/d", "2001:DB8::7", 3),
     );
-    // Someone else's row with key 1 to the sink (spelled differently): shop/a must re-key.
+    // Someone else's row with key 1 to the sink (spelled differently): shop/a is checked.
     state.insert(row(undefined, "2001:DB8:0::7", 1));
     vi.advanceTimersByTime(100);
     expect(fired).toEqual([["shop/a", "drift"]]);
