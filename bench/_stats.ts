@@ -16,6 +16,7 @@ export function percentile(samples: readonly number[], p: number): number {
 
 /** Rounds to one decimal (milliseconds and rates in the report). */
 export const round1 = (x: number): number => Math.round(x * 10) / 10;
+export const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 export function summary(samples: readonly number[]): string {
   if (samples.length === 0) return "no samples";
