@@ -53,7 +53,7 @@ import {
 } from "@ovntap/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { OvsdbClient } from "@ovntap/ovsdb";
-import type { Logger, Metrics } from "@ovntap/runtime";
+import { createLoops, type Logger, type Metrics } from "@ovntap/runtime";
 import {
   APPLY_JOB_NAME,
   createApplyQueue,
@@ -781,21 +781,8 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     watcher.checkAll();
   }
 
-  const loops: NodeJS.Timeout[] = [];
-  const running = new Set<string>();
-  function every(name: string, ms: number, fn: () => Promise<void>): void {
-    const tick = () => {
-      if (running.has(name)) return; // never overlap a slow run with the next
-      running.add(name);
-      fn()
-        .catch((err: unknown) => log.warn({ err, loop: name }, "sweep failed"))
-        .finally(() => running.delete(name));
-    };
-    const t = setInterval(tick, ms);
-    t.unref();
-    loops.push(t);
-    tick();
-  }
+  const loops = createLoops(log);
+  const every = loops.every;
 
   let started = false;
   return {
@@ -825,7 +812,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       log.info({ concurrency: config.concurrency }, "ovn-applier started");
     },
     async stop() {
-      for (const t of loops.splice(0)) clearInterval(t);
+      loops.stop();
       watcher.stop();
       followUpsOpen = false;
       followUps.clear();

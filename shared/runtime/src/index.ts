@@ -56,5 +56,6 @@ export {
   type ReadinessReport,
 } from "./http.js";
 export { createMetrics, METRICS_PREFIX, type Metrics, type MetricsOptions } from "./metrics.js";
+export { createLoops, type Loops } from "./loops.js";
 export { createShutdown, type Shutdown, type ShutdownOptions, type ShutdownStep } from "./shutdown.js";
 export { runMain, type MainContext, type MainOptions } from "./main.js";

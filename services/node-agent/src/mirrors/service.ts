@@ -43,7 +43,7 @@ import {
   type ReceiverLink,
 } from "@ovntap/contracts";
 import { ovsOp, TransactionError, vswitchCapabilities, type Operation } from "@ovntap/ovsdb";
-import type { Logger, Metrics } from "@ovntap/runtime";
+import { createLoops, type Logger, type Metrics } from "@ovntap/runtime";
 import {
   DEFAULT_PREFIX,
   eventId,
@@ -964,21 +964,8 @@ export async function createMirrorService(deps: MirrorServiceDeps): Promise<Mirr
     await checkDrift();
   }
 
-  const loops: NodeJS.Timeout[] = [];
-  const busy = new Set<string>();
-  function every(name: string, ms: number, fn: () => Promise<void>): void {
-    const tick = () => {
-      if (busy.has(name)) return;
-      busy.add(name);
-      fn()
-        .catch((err: unknown) => log.warn({ err, loop: name }, "loop failed"))
-        .finally(() => busy.delete(name));
-    };
-    const t = setInterval(tick, ms);
-    t.unref();
-    loops.push(t);
-    tick();
-  }
+  const loops = createLoops(log);
+  const every = loops.every;
 
   let started = false;
   return {
@@ -1002,7 +989,7 @@ export async function createMirrorService(deps: MirrorServiceDeps): Promise<Mirr
     async stop() {
       if (!started) return;
       started = false;
-      for (const t of loops.splice(0)) clearInterval(t);
+      loops.stop();
       if (driftTimer) clearTimeout(driftTimer);
       ovs.off("change", onOvsChange);
       for (const t of expiryTimers.values()) clearTimeout(t);
