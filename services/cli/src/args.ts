@@ -38,6 +38,10 @@ export const OPTIONS = {
   collector: { type: "boolean" },
   "output-port": { type: "string" },
   "output-vlan": { type: "string" },
+  "receiver-link": { type: "string" },
+  "receiver-netns": { type: "string" },
+  "receiver-pod": { type: "string" },
+  "receiver-dev": { type: "string" },
   ttl: { type: "string" },
   snaplen: { type: "string" },
   label: { type: "string", multiple: true },
@@ -92,6 +96,10 @@ export const SPEC_FLAGS = [
   "collector",
   "output-port",
   "output-vlan",
+  "receiver-link",
+  "receiver-netns",
+  "receiver-pod",
+  "receiver-dev",
   "ttl",
   "snaplen",
   "label",
@@ -149,6 +157,10 @@ export interface Values {
   collector?: boolean;
   "output-port"?: string;
   "output-vlan"?: string;
+  "receiver-link"?: string;
+  "receiver-netns"?: string;
+  "receiver-pod"?: string;
+  "receiver-dev"?: string;
   ttl?: string;
   snaplen?: string;
   label?: string[];

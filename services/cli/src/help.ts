@@ -82,6 +82,12 @@ Target (one):
   --output-port PORT        ovs sources: a port of the same bridge that receives the copies (OVS
                             dedicates it to mirroring)
   --output-vlan V           ovs sources: flood the copies on VLAN 1..4095 of the same bridge
+Receiving link (ovs sources with --gre-sink or --erspan-sink; made, owned and removed by the
+node agent, as the Kube-OVN guide's 'ip link add … type gretap|erspan'):
+  --receiver-link NAME      the link to create at the sink
+    --receiver-netns NETNS  in this named network namespace on the source's node, or
+    --receiver-pod NS/NAME  in this receiving pod's network namespace
+    --receiver-dev DEV      its lower device, e.g. the pod's attachment interface net1
 Spec:
   --name NAME               the mirror's name (or the first argument)
 ${NAMESPACE}

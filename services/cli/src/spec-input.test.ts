@@ -242,6 +242,78 @@ describe("OVS sources and outputs from flags", () => {
     expect(() => specFromFlags({ direction: "both", ...flags }, "a", "b")).toThrow(message);
   });
 
+  it("--receiver-link with --receiver-netns or --receiver-pod puts a receiving link on the target", () => {
+    const spec = specFromFlags(
+      {
+        ...ovs,
+        "ovs-port": ["veth1"],
+        direction: "egress",
+        "gre-sink": "198.51.100.2",
+        "receiver-link": "mirror1",
+        "receiver-netns": "cni-1234",
+        "receiver-dev": "net1",
+      },
+      "a",
+      "b",
+    );
+    expect(spec.target).toEqual({
+      type: "gre",
+      sink: "198.51.100.2",
+      receiver: { link: "mirror1", netns: "cni-1234", dev: "net1" },
+    });
+    expect(validateSpec(spec).ok).toBe(true);
+    const byPod = specFromFlags(
+      {
+        ...ovs,
+        "ovs-port": ["veth1"],
+        direction: "egress",
+        "erspan-sink": "198.51.100.2",
+        "receiver-link": "mirror1",
+        "receiver-pod": "sec/sink-0",
+      },
+      "a",
+      "b",
+    );
+    expect(byPod.target).toMatchObject({
+      receiver: { link: "mirror1", pod: { namespace: "sec", name: "sink-0" } },
+    });
+    expect(validateSpec(byPod).ok).toBe(true);
+    const tooLong = specFromFlags(
+      {
+        ...ovs,
+        "ovs-port": ["veth1"],
+        direction: "egress",
+        "gre-sink": "198.51.100.2",
+        "receiver-link": "a-link-name-too-long",
+        "receiver-netns": "n",
+      },
+      "a",
+      "b",
+    );
+    expect(() => checkSpec(tooLong, { flags: tooLong })).toThrow(
+      /--receiver-link: target\.receiver\.link must be at most 15/,
+    );
+  });
+
+  it.each([
+    [{ "receiver-netns": "n" }, /--receiver-netns goes with --receiver-link NAME/],
+    [{ "receiver-link": "l" }, /--receiver-link needs one of --receiver-netns NETNS or --receiver-pod/],
+    [{ "receiver-link": "l", "receiver-netns": "n", "receiver-pod": "a/b" }, /needs one of/],
+    [{ "receiver-link": "l", "receiver-pod": "b" }, /--receiver-pod must be NAMESPACE\/NAME/],
+    [
+      { "receiver-link": "l", "receiver-netns": "n", "gre-sink": undefined, collector: true },
+      /--receiver-link goes with --gre-sink or --erspan-sink/,
+    ],
+  ])("refuses receiver flags %j", (flags, message) => {
+    expect(() =>
+      specFromFlags(
+        { ...ovs, "ovs-port": ["veth1"], direction: "egress", "gre-sink": "198.51.100.2", ...flags },
+        "a",
+        "b",
+      ),
+    ).toThrow(message);
+  });
+
   it("names the OVS flag of each problem the contract finds", () => {
     const spec = specFromFlags(
       { ...ovs, "ovs-port": ["veth1"], direction: "egress", "output-port": "veth1", "ovs-bridge": "br-int" },

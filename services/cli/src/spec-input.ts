@@ -197,6 +197,12 @@ export function specFromFlags(values: Values, name: string, namespace: string): 
     if (target.type !== "erspan") throw new UsageError("--erspan-version goes with --erspan-sink", VERB);
     target.version = parseInteger("--erspan-version", values["erspan-version"], VERB);
   }
+  const receiver = parseReceiver(values);
+  if (receiver !== undefined) {
+    if (target.type !== "gre" && target.type !== "erspan")
+      throw new UsageError("--receiver-link goes with --gre-sink or --erspan-sink", VERB);
+    target.receiver = receiver;
+  }
   if (values.direction === undefined) throw new UsageError("needs --direction ingress, egress or both", VERB);
 
   const spec: Record<string, unknown> = {
@@ -210,6 +216,38 @@ export function specFromFlags(values: Values, name: string, namespace: string): 
   if (values.snaplen !== undefined) spec.snaplen = parseInteger("--snaplen", values.snaplen, VERB);
   if (values.label?.length) spec.labels = parseLabels("--label", values.label, VERB);
   return spec;
+}
+
+/**
+ * `--receiver-link NAME (--receiver-netns NETNS | --receiver-pod NS/NAME) [--receiver-dev DEV]`:
+ * the kernel link at the sink the node agent makes, owns and removes; undefined when none is given.
+ */
+function parseReceiver(values: Values): Record<string, unknown> | undefined {
+  const link = values["receiver-link"];
+  const netns = values["receiver-netns"];
+  const pod = values["receiver-pod"];
+  const dev = values["receiver-dev"];
+  if (link === undefined) {
+    const stray = (["receiver-netns", "receiver-pod", "receiver-dev"] as const).find(
+      (f) => values[f] !== undefined,
+    );
+    if (stray !== undefined) throw new UsageError(`--${stray} goes with --receiver-link NAME`, VERB);
+    return undefined;
+  }
+  if ((netns === undefined) === (pod === undefined))
+    throw new UsageError(
+      "--receiver-link needs one of --receiver-netns NETNS or --receiver-pod NAMESPACE/NAME",
+      VERB,
+    );
+  const receiver: Record<string, unknown> = { link: link.trim() };
+  if (netns !== undefined) receiver.netns = netns.trim();
+  if (pod !== undefined) {
+    const m = /^([^/\s]+)\/([^/\s]+)$/.exec(pod.trim());
+    if (!m) throw new UsageError(`--receiver-pod must be NAMESPACE/NAME (got ${JSON.stringify(pod)})`, VERB);
+    receiver.pod = { namespace: m[1], name: m[2] };
+  }
+  if (dev !== undefined) receiver.dev = dev.trim();
+  return receiver;
 }
 
 /** With `-f`, `--name`/`--namespace` may fill in what the file leaves out, but not contradict it. */
@@ -272,6 +310,10 @@ export function flagForPath(path: string, spec?: Record<string, unknown>): strin
     [/^target\.bridge$/, "--ovs-bridge"],
     [/^target\.port$/, "--output-port"],
     [/^target\.vlan$/, "--output-vlan"],
+    [/^target\.receiver\.link$/, "--receiver-link"],
+    [/^target\.receiver\.netns$/, "--receiver-netns"],
+    [/^target\.receiver\.pod/, "--receiver-pod"],
+    [/^target\.receiver\.dev$/, "--receiver-dev"],
     [/^target\.key$/, "--key"],
     [/^target\.sessionId$/, "--session-id"],
     [/^target\.version$/, "--erspan-version"],
