@@ -28,8 +28,11 @@ const Config = z.object({
   INTAKE_QUEUE_GROUP: envVar.string().default(INTAKE_QUEUE_GROUP),
   /** Key prefix of the store in Redis (default `{ovntap}`). */
   STORE_PREFIX: envVar.string().optional(),
-  /** BullMQ prefix of the ovn-apply queue (BullMQ's default when unset); the appliers must agree. */
-  QUEUE_PREFIX: envVar.string().optional(),
+  /**
+   * BullMQ key prefix of the `ovn-apply` and `node.<node>` queues (BullMQ's default when unset);
+   * the ovn-applier and the node agents must be given the same BULLMQ_PREFIX.
+   */
+  BULLMQ_PREFIX: envVar.string().optional(),
 });
 
 await runMain("intake", { config: Config }, async ({ config, logger, shutdown }) => {
@@ -83,7 +86,7 @@ await runMain("intake", { config: Config }, async ({ config, logger, shutdown })
     metrics,
     queueGroup: config.INTAKE_QUEUE_GROUP,
     ...(config.STORE_PREFIX ? { storePrefix: config.STORE_PREFIX } : {}),
-    ...(config.QUEUE_PREFIX ? { queuePrefix: config.QUEUE_PREFIX } : {}),
+    ...(config.BULLMQ_PREFIX ? { queuePrefix: config.BULLMQ_PREFIX } : {}),
   });
   live.intake = service;
   // Registered last, so it runs first: stop taking requests before the connections close.

@@ -2,7 +2,7 @@
  * Configuration from the environment, validated once at start-up by a zod object whose
  * keys are the variable names. Every bad variable is reported at once, by name.
  *
- *   const Config = z.object({ ...runtimeEnv, ...natsEnv, QUEUE_PREFIX: envVar.string() });
+ *   const Config = z.object({ ...runtimeEnv, ...natsEnv, BULLMQ_PREFIX: envVar.string() });
  *   const config = loadConfig(Config);              // throws ConfigError
  *   const config = loadConfigOrExit(Config, { name: "intake" });   // for main.ts: exit 78
  *
