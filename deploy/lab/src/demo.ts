@@ -234,7 +234,9 @@ function lastLine(text: string): string {
 
 function tryNext(lab: Lab): string {
   const envFile = join(lab.dir, "env");
+  const console = lab.services().find((s) => s.name === "console");
   return [
+    ...(console ? [`  open http://127.0.0.1:${console.httpPort}/   # the live console`] : []),
     `  . ${existsSync(".lab/env") ? ".lab/env" : envFile}`,
     `  npx ovntap list`,
     `  npx ovntap capture ${MIRROR} -n ${NAMESPACE}                 # live, like tcpdump (Ctrl-C to stop)`,

@@ -224,7 +224,7 @@ export function planOvsMirror(
       "BridgeMirrorLimit",
       `bridge ${bridge.name} already holds ${othersOnBridge} mirrors: Open vSwitch keeps at most ` +
         `${MAX_MIRRORS_PER_BRIDGE} per bridge (ofproto-dpif-mirror MAX_MIRRORS; OVN's own mirrors count too), ` +
-        `so ovs-vswitchd would drop a ${MAX_MIRRORS_PER_BRIDGE + 1}th`,
+        `so ovs-vswitchd would drop one more`,
       true,
     );
   }
