@@ -3,39 +3,21 @@
  * optionally POLICY_FILE) in the environment. Serves /healthz, /readyz (NATS connected, Redis
  * ready, events stream ensured and subscribed) and /metrics on HTTP_HOST:HTTP_PORT.
  */
-import { z } from "zod";
 import {
   connectNats,
   connectRedis,
   createMetrics,
-  envVar,
-  natsEnv,
   natsOptionsFromEnv,
-  redisEnv,
   runMain,
   startHttpServer,
 } from "@ovntap/runtime";
 import type { NatsClient, RedisClient } from "@ovntap/runtime";
-import { createIntake, INTAKE_QUEUE_GROUP } from "./intake.js";
+import { IntakeEnv } from "./config.js";
+import { createIntake } from "./intake.js";
 import type { Intake } from "./intake.js";
 import { staticPolicy, watchPolicyFile } from "./policy-source.js";
 
-const Config = z.object({
-  ...natsEnv,
-  ...redisEnv,
-  /** YAML or JSON policy; the built-in DEFAULT_POLICY when unset. Reloaded on change. */
-  POLICY_FILE: envVar.string().optional(),
-  INTAKE_QUEUE_GROUP: envVar.string().default(INTAKE_QUEUE_GROUP),
-  /** Key prefix of the store in Redis (default `{ovntap}`). */
-  STORE_PREFIX: envVar.string().optional(),
-  /**
-   * BullMQ key prefix of the `ovn-apply` and `node.<node>` queues (BullMQ's default when unset);
-   * the ovn-applier and the node agents must be given the same BULLMQ_PREFIX.
-   */
-  BULLMQ_PREFIX: envVar.string().optional(),
-});
-
-await runMain("intake", { config: Config }, async ({ config, logger, shutdown }) => {
+await runMain("intake", { config: IntakeEnv }, async ({ config, logger, shutdown }) => {
   const metrics = createMetrics();
   const policyReloads = metrics.counter({
     name: "intake_policy_reloads_total",
