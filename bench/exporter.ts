@@ -507,7 +507,8 @@ async function main(): Promise<Record<string, unknown>> {
     nats = await startNatsServer({ jetstream: false });
     // Each run is a pair, the baseline then the exporter, back to back, so both see the same
     // load on this shared machine; the pair with the median ratio is reported.
-    const pairs: { raw: Awaited<ReturnType<typeof phase>>; exporter: Awaited<ReturnType<typeof phase>> }[] = [];
+    const pairs: { raw: Awaited<ReturnType<typeof phase>>; exporter: Awaited<ReturnType<typeof phase>> }[] =
+      [];
     let peakRss = 0;
     for (let run = 1; run <= RUNS; run++) {
       const r = await phase("raw", nats.url, dir);

@@ -47,6 +47,7 @@ import { createLogger } from "@ovntap/runtime";
 import { createEventLog, createStore, type Store, type StoredMirror } from "@ovntap/store";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { faultSeed, prng } from "../support/faults.js";
 import { nbctlRows, nbSchemaHasBothFilter, seconds, writePolicy } from "../support/harness.js";
 
 const MIRRORS = 200;
@@ -61,22 +62,12 @@ const REMOTE_PODS = 16;
 const NS = "default";
 /**
  * Generous on purpose: a job a killed applier had taken stays `active` in BullMQ until the
- * stalled-job check hands it back (the Worker's defaults: a 30 s job lock, checked every 30 s,
- * two checks needed), so that mirror waits 30 s to 2 min after the kill (seen: 59 s, 114 s).
+ * stalled-job check hands it back (the applier's Worker: a LOCK_TTL_MS job lock, 15 s by default,
+ * checked every third of it), and the mirror's own Redis lock lapses after the same TTL; seen:
+ * up to 32 s from request to Active. With BullMQ's defaults (a 30 s lock, checked every 30 s)
+ * it was 59 s and 114 s.
  */
 const CONVERGE_DEADLINE_MS = 150_000;
-
-/** mulberry32: a small seeded PRNG, so a failing schedule can be replayed (FAULT_SEED). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface Planned {
   name: string;
@@ -184,7 +175,7 @@ describe("mirror lifecycle under faults", () => {
     { timeout: 300_000 },
     async () => {
       const began = Date.now();
-      const seed = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
+      const seed = faultSeed();
       const random = prng(seed);
       const sink = lab.env.LAB_SINK_IP;
       const mirrors = plan(random, sink);

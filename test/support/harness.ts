@@ -98,16 +98,24 @@ function fromOvsJson(v: OvsJson): unknown {
   }
 }
 
-/** `ovn-nbctl --format=json list <table>` as plain rows (uuids as strings, sets as arrays, maps as objects). */
-export async function nbctlRows(lab: Lab, table: string, columns?: readonly string[]) {
-  const out = await lab.nbctl(
-    "--format=json",
-    ...(columns ? [`--columns=${columns.join(",")}`] : []),
-    "list",
-    table,
-  );
+/** The `--format=json` output of ovn-nbctl / ovs-vsctl `list` as plain rows. */
+function jsonRows(out: string): Record<string, unknown>[] {
   const { headings, data } = JSON.parse(out) as { headings: string[]; data: OvsJson[][] };
   return data.map((row) => Object.fromEntries(headings.map((h, i) => [h, fromOvsJson(row[i]!)])));
+}
+
+/** `ovn-nbctl --format=json list <table>` as plain rows (uuids as strings, sets as arrays, maps as objects). */
+export async function nbctlRows(lab: Lab, table: string, columns?: readonly string[]) {
+  return jsonRows(
+    await lab.nbctl("--format=json", ...(columns ? [`--columns=${columns.join(",")}`] : []), "list", table),
+  );
+}
+
+/** `ovs-vsctl --format=json list <table>` on the lab node's Open_vSwitch database, as plain rows. */
+export async function vsctlRows(lab: Lab, table: string, columns?: readonly string[]) {
+  return jsonRows(
+    await lab.vsctl("--format=json", ...(columns ? [`--columns=${columns.join(",")}`] : []), "list", table),
+  );
 }
 
 /** The NB rows ovntap's refusals must not touch: Mirror rows, LSP attachments, nb_cfg. */

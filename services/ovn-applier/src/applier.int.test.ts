@@ -73,6 +73,23 @@ function recordingStore(s: Store): Store {
   };
 }
 
+/**
+ * Mirrors whose next `applied` publish fails as if NATS were down after the NB commit (the ack
+ * never came): the event log the appliers get refuses it once.
+ */
+const failAppliedOnce = new Set<string>();
+function flakyEvents(log: EventLog): EventLog {
+  return {
+    ...log,
+    publish: async (event) => {
+      if (event.type === "applied" && failAppliedOnce.delete(event.mirror)) {
+        throw new Error("TIMEOUT: no JetStream ack (NATS down)");
+      }
+      return log.publish(event);
+    },
+  };
+}
+
 /** An applier replica; `ownNb` gives it its own NB connection, as a separate process has. */
 async function newApplier(opts: { ownNb?: boolean } = {}): Promise<Applier> {
   let client = nb;
@@ -88,7 +105,7 @@ async function newApplier(opts: { ownNb?: boolean } = {}): Promise<Applier> {
     redis: redis.redis,
     workerRedis: workerRedis.redis,
     store: recordingStore(store),
-    events,
+    events: flakyEvents(events),
     logger,
     metrics: registry,
     natsConnected: () => nats.isConnected(),
@@ -279,6 +296,25 @@ describe("ovn-applier service on a real lab", () => {
     expect(text).toMatch(/ovntap_ovn_applier_reconciles_total\{outcome="active"\} [1-9]/);
     expect(text).toMatch(/ovntap_ovn_applier_keys_allocated_total [1-9]/);
     expect(text).toContain("ovntap_ovn_applier_reconcile_duration_seconds_bucket");
+  });
+
+  it("an `applied` lost after the commit (NATS down) is published by the retry: once, in order", async () => {
+    failAppliedOnce.add("svc-lost-applied");
+    await create(spec("svc-lost-applied"));
+    await waitPhase("svc-lost-applied", "Active");
+    const t = await waitFor(
+      async () => {
+        const t = await trail("svc-lost-applied");
+        return types(t).includes("active") ? t : undefined;
+      },
+      { what: "active event" },
+    );
+    expect(failAppliedOnce.has("svc-lost-applied")).toBe(false);
+    expect(types(t)).toEqual(["applying", "applied", "active"]);
+    await requestDelete("svc-lost-applied");
+    await waitFor(async () => (await store.getMirror(NS, "svc-lost-applied")) === undefined, {
+      what: "purged",
+    });
   });
 
   it("delete: NB rows gone, status Deleted, record purged, `deleted` event", async () => {

@@ -36,6 +36,13 @@
  * follows the node within a second or so, both ways. Keys: besides every NB Mirror row's,
  * allocation avoids the keys node agents hold for their own tunnels towards the same sink
  * (contracts `nodeKeyClaimsKey`).
+ *
+ * Kubernetes (with `kubernetes`, KUBERNETES=in-cluster|kubeconfig; kube.ts): selector sources
+ * resolve to the ports of the pods they select and sink pods to their address in
+ * ips.kubeovn.io, both read from informer caches. When a selector's pods or a sink pod's address
+ * change, the mirror is reconciled again through the queue, as drift is; its ports that come and
+ * go are `port_attached` / `port_detached` events, and the mirrored pods get Kubernetes Events
+ * (attached, detached, and Warnings when the mirror fails or degrades).
  */
 import { randomBytes } from "node:crypto";
 import { Worker, UnrecoverableError, type Job, type JobsOptions } from "bullmq";
@@ -52,6 +59,7 @@ import {
   type MirrorStatus,
 } from "@ovntap/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { hasLogicalPort, type Kubernetes } from "@ovntap/k8s";
 import type { OvsdbClient } from "@ovntap/ovsdb";
 import { createLoops, type Logger, type Metrics } from "@ovntap/runtime";
 import {
@@ -68,6 +76,15 @@ import {
 import type { EventDetail, EventType } from "@ovntap/contracts";
 import { DEFAULT_CONFIG, type ApplierConfig } from "./config.js";
 import { DataplaneView, describeProblems } from "./dataplane.js";
+import {
+  describeTarget,
+  digest,
+  KubeFollower,
+  kubeView,
+  podOfPort,
+  selectionStatus,
+  selectorOf,
+} from "./kube.js";
 import { LockBusyError, MirrorLocks } from "./lock.js";
 import { ReconcileError } from "./nb/errors.js";
 import { mirrorId, parseMirrorId } from "./nb/names.js";
@@ -98,6 +115,11 @@ export interface ApplierDeps {
   nc?: NatsConnection | undefined;
   /** Store key prefix, for the lock keys (default "{ovntap}", a Redis Cluster hash tag). */
   storePrefix?: string | undefined;
+  /**
+   * Kubernetes (started and stopped by the caller): selector sources, pod sinks, Events on the
+   * mirrored pods. Without it those specs are UNSUPPORTED, naming the setting.
+   */
+  kubernetes?: Kubernetes | undefined;
   now?: () => Date;
 }
 
@@ -140,8 +162,11 @@ const OWN_JOB_OPTIONS = {
 /** BullMQ priority of chassis triggers (0, no priority, comes first; higher numbers later). */
 const CHASSIS_PRIORITY = 10;
 
-/** What makes the applier look at a mirror again: the NB watcher's reasons, and a node's data plane. */
-type Trigger = TriggerReason | "dataplane";
+/**
+ * What makes the applier look at a mirror again: the NB watcher's reasons, a node's data plane,
+ * and Kubernetes (a selector's pods, a sink pod's address).
+ */
+type Trigger = TriggerReason | "dataplane" | "pods";
 
 const TRIGGER_REASON: Record<Trigger, JobReason> = {
   drift: "drift",
@@ -149,7 +174,11 @@ const TRIGGER_REASON: Record<Trigger, JobReason> = {
   chassis: "resync",
   resync: "resync",
   dataplane: "drift",
+  pods: "pods_changed",
 };
+
+/** Pods that get a Warning Event when their mirror fails, at most (a selector may select thousands). */
+const WARNED_PODS_MAX = 50;
 
 /** Status reason of an OVN mirror a node's data plane does not carry. */
 export const DATAPLANE_REASON = "DataplaneError";
@@ -167,6 +196,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     logger: log,
     collectorSink: config.collectorSink,
     hvTimeoutMs: config.hvTimeoutMs,
+    kubernetes: deps.kubernetes ? kubeView(deps.kubernetes) : undefined,
     // The node agents' own tunnels towards the sink (their claims): OVS refuses a second
     // tunnel to one sink with one key whoever made the first.
     reservedKeys: async (sink, id) => {
@@ -187,8 +217,21 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     },
   });
   const dataplane = deps.nc ? new DataplaneView({ logger: log }) : undefined;
+  const kube = deps.kubernetes;
+  // A selector's pods or a sink pod's address changed: reconcile through the queue, the job id
+  // naming the new state, so replicas that saw the same change enqueue one job and a change
+  // made while that job runs still gets its own.
+  const follower = kube
+    ? new KubeFollower(kube, (id, state) => {
+        enqueueTrigger(id, "pods", state).catch((err: unknown) =>
+          log.warn({ err, mirror: id }, "kubernetes trigger enqueue failed"),
+        );
+      })
+    : undefined;
   /** Per mirror: the generation whose `applying` event and status this process wrote. */
   const applyingSent = new Map<string, number>();
+  /** Per mirror: the generation whose `applied` event this process published (acknowledged). */
+  const appliedSent = new Map<string, number>();
   const watcher = new NbWatcher(state, reconciler, { logger: log, checkIntervalMs: config.driftCheckMs });
   const queue = createApplyQueue({
     connection: deps.redis,
@@ -315,6 +358,109 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     };
   }
 
+  /**
+   * The ports a status gained and lost, as lifecycle events for a selector mirror (whose ports
+   * follow pods; a pods or ports mirror's ports are its spec's, reported by `applied`/`active`)
+   * and as Kubernetes Events on the pods of selector and pods mirrors. Event ids are per port
+   * and per status transition, so a retried reconcile does not repeat them.
+   */
+  async function announcePorts(
+    record: MirrorRecord,
+    previous: MirrorStatus | undefined,
+    next: MirrorStatus,
+    why: { newGeneration: boolean; missingPorts?: readonly string[]; deleted?: boolean },
+  ): Promise<void> {
+    const sources = record.spec.sources.type;
+    if (sources !== "selector" && sources !== "pods") return;
+    const before = new Set(previous?.ports ?? []);
+    const after = new Set(next.ports);
+    const attached = next.ports.filter((p) => !before.has(p));
+    const detached = [...before].filter((p) => !after.has(p));
+    const { namespace: ns, name } = record.spec;
+    const gen = record.generation;
+    const missing = new Set(why.missingPorts ?? []);
+    const podOf = (port: string) => {
+      const pod = podOfPort(port, ns);
+      const info = pod !== undefined ? kube?.pods.pod(ns, pod) : undefined;
+      return { pod, info };
+    };
+    for (const port of attached) {
+      const { pod, info } = podOf(port);
+      if (sources === "selector") {
+        await publish(
+          "port_attached",
+          record,
+          eventIds.transition(ns, name, gen, `port_attached:${port}`, previous),
+          {
+            port,
+            ...(pod !== undefined ? { pod: { namespace: ns, name: pod } } : {}),
+            ...(info?.nodeName ? { node: info.nodeName } : {}),
+          },
+        );
+      }
+      if (kube && pod !== undefined) {
+        kube.events.event(
+          { kind: "Pod", namespace: ns, name: pod, uid: info?.metadata.uid },
+          "Normal",
+          "MirrorAttached",
+          `attached to ovntap mirror ${ns}/${name} (${record.spec.direction}, ${describeTarget(record, next)})`,
+          "Attach",
+        );
+      }
+    }
+    for (const port of detached) {
+      const { pod, info } = podOf(port);
+      const alive = info !== undefined && hasLogicalPort(info);
+      const reason = why.deleted
+        ? "mirror_deleted"
+        : why.newGeneration
+          ? "spec_changed"
+          : missing.has(port)
+            ? "port_missing"
+            : !alive
+              ? "pod_deleted"
+              : "selector_changed";
+      if (sources === "selector") {
+        await publish(
+          "port_detached",
+          record,
+          eventIds.transition(ns, name, gen, `port_detached:${port}`, previous),
+          {
+            port,
+            ...(pod !== undefined ? { pod: { namespace: ns, name: pod } } : {}),
+            ...(info?.nodeName ? { node: info.nodeName } : {}),
+            reason,
+          },
+        );
+      }
+      // A pod that is gone has nobody to tell.
+      if (kube && pod !== undefined && alive) {
+        kube.events.event(
+          { kind: "Pod", namespace: ns, name: pod, uid: info.metadata.uid },
+          "Normal",
+          "MirrorDetached",
+          `detached from ovntap mirror ${ns}/${name} (${reason.replace("_", " ")})`,
+          "Detach",
+        );
+      }
+    }
+  }
+
+  /** A Warning Event on each pod a mirror mirrors (bounded), when it fails or degrades. */
+  function warnPods(record: MirrorRecord, reason: string, message: string): void {
+    if (!kube) return;
+    const { namespace: ns, sources } = record.spec;
+    let pods: string[];
+    if (sources.type === "pods") pods = [...sources.names];
+    else if (sources.type === "selector" && kube.pods.synced)
+      pods = kube.pods.selected(ns, selectorOf(record.spec)!).map((p) => p.metadata.name);
+    else return;
+    for (const pod of pods.slice(0, WARNED_PODS_MAX)) {
+      const uid = kube.pods.pod(ns, pod)?.metadata.uid;
+      kube.events.event({ kind: "Pod", namespace: ns, name: pod, uid }, "Warning", reason, message);
+    }
+  }
+
   async function deleteMirror(stored: StoredMirror, started: number): Promise<ReconcileOutcome> {
     const { record } = stored;
     const { namespace: ns, name } = record.spec;
@@ -328,6 +474,8 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     }
     watcher.cancelChassis(id);
     applyingSent.delete(id);
+    appliedSent.delete(id);
+    follower?.untrack(id);
     const removed = await reconciler.remove(id);
     if (removed.nbCfg !== undefined && removed.changes.length > 0) {
       // Deleted means the chassis dropped the tunnels too; not waiting forever for it.
@@ -336,6 +484,12 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
         log.warn({ mirror: id, nbCfg: removed.nbCfg, hvCfg: w.hvCfg }, "chassis not synced after delete");
     }
     const phase = expired ? "Expired" : "Deleted";
+    await announcePorts(
+      record,
+      stored.status,
+      { ...stored.status, ports: [] },
+      { newGeneration: false, deleted: true },
+    );
     await publish("deleted", record, eventIds.perGeneration(ns, name, record.generation, "deleted"), {
       reason: expired ? "expired" : "request",
     });
@@ -410,6 +564,8 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       previous = sameStatus(before, applying) ? before : applying;
     }
     const desired: DesiredMirror = { namespace: ns, name, generation: gen, spec: record.spec };
+    // Subscribed before resolving, so a change during this reconcile triggers another.
+    follower?.track(desired);
     let result: ConvergeResult;
     try {
       result = await reconciler.converge(desired, {
@@ -422,8 +578,10 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
           await applyingDone;
           // Once per generation (a write to an already applied generation is drift, reported
           // as drift_repaired below); also when this generation's commit happened in an
-          // earlier attempt whose publish failed (the id makes it one event).
-          if (newGeneration && (!committedHere || a.outcome === "applied")) {
+          // earlier attempt whose publish failed or was never acknowledged — NATS down
+          // between the commit and the event — for then NB has nothing left to write and
+          // only this says the event is still owed (the id makes a repeat one event).
+          if (newGeneration && (!committedHere || a.outcome === "applied" || appliedSent.get(id) !== gen)) {
             await publish("applied", record, eventIds.perGeneration(ns, name, gen, "applied"), {
               rows: a.rows.map((r) => r.name),
               ...(a.key !== undefined ? { key: a.key } : {}),
@@ -431,6 +589,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
               ...(a.sink !== undefined ? { sink: a.sink } : {}),
               ...(a.nbCfg !== undefined ? { nbCfg: a.nbCfg } : {}),
             });
+            appliedSent.set(id, gen);
           }
         },
       });
@@ -445,6 +604,9 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
           message: re.message.slice(0, 4000),
           retryable: re.retryable,
         });
+        if (previous?.phase !== "Failed" || previous.reason !== re.reason) {
+          warnPods(record, "MirrorFailed", `ovntap mirror ${ns}/${name} failed: ${re.code}: ${re.message}`);
+        }
         await writeStatus(
           ns,
           name,
@@ -497,14 +659,20 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     const dp = dataplaneOf(id, gen, previous);
     const refused = result.phase === "Active" && dp.problems.length > 0;
     const phase = refused ? "Degraded" : result.phase;
+    // A selector that selects no pod yet: Active, saying so (kube.ts selectionStatus).
+    const selection = selectionStatus(record.spec, result, gen, previous, now());
     const next = buildStatus({
       phase,
       record,
       observedGeneration: gen,
       previous,
       result,
-      ...(refused ? { reason: DATAPLANE_REASON, message: describeProblems(dp.problems) } : {}),
-      conditions: dp.conditions,
+      ...(refused
+        ? { reason: DATAPLANE_REASON, message: describeProblems(dp.problems) }
+        : phase === "Active" && selection.idle
+          ? selection.idle
+          : {}),
+      conditions: [...dp.conditions, ...selection.conditions],
       now: now(),
     });
     // Phase events on transitions only (and once per generation), not on every no-op resync.
@@ -525,7 +693,13 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
         message: next.message ?? "",
         ...(result.missingPorts.length ? { ports: [...result.missingPorts] } : {}),
       });
+      warnPods(
+        record,
+        "MirrorDegraded",
+        `ovntap mirror ${ns}/${name} is degraded: ${next.reason ?? "Unknown"}: ${next.message ?? ""}`,
+      );
     }
+    await announcePorts(record, previous, next, { newGeneration, missingPorts: result.missingPorts });
     await writeStatus(ns, name, previous, next);
     if (result.phase === "Degraded" && result.reason === "ChassisNotSynced" && result.nbCfg !== undefined) {
       watcher.awaitChassis(id, result.nbCfg);
@@ -559,6 +733,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
         result = { type: "foreign" };
       } else if (!stored) {
         // No record: whatever NB still holds for it is an orphan.
+        follower?.untrack(id);
         const removed = await reconciler.remove(id);
         result = { type: "absent", removed: removed.removed };
       } else if (stored.deleting) {
@@ -631,7 +806,8 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   // ---------------------------------------------------------------------------------------
   // Triggers and sweeps
 
-  async function enqueueTrigger(id: string, reason: Trigger): Promise<void> {
+  /** `state`: what the trigger saw (Kubernetes): the job id carries its digest. */
+  async function enqueueTrigger(id: string, reason: Trigger, state?: string): Promise<void> {
     const ref = parseMirrorId(id);
     if (!ref) return;
     // The payload only names the mirror (the job reads the latest record); a mirror known
@@ -648,11 +824,15 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     // jobs yield to requests and repairs (BullMQ takes jobs without a priority first).
     // A data-plane change likewise must not fold into a job of the same id still running (it
     // may have read the view just before the change).
+    // A Kubernetes change names its new state: the replicas that all saw it make one job, and
+    // a later change is a job of its own even while that one runs.
     const unique = reason === "chassis" || reason === "dataplane";
+    const suffix =
+      state !== undefined ? `@${digest(state)}` : unique ? `@${randomBytes(6).toString("hex")}` : "";
     await queue.add(APPLY_JOB_NAME, data, {
       ...OWN_JOB_OPTIONS,
       ...(reason === "chassis" ? { priority: CHASSIS_PRIORITY } : {}),
-      jobId: `${ref.namespace}/${ref.name}/${reason}${unique ? `@${randomBytes(6).toString("hex")}` : ""}`,
+      jobId: `${ref.namespace}/${ref.name}/${reason}${suffix}`,
     });
   }
   // Chassis follow-ups run here, beside the worker, a few at a time: when hv_cfg catches up it
@@ -767,15 +947,18 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
         const says = s.status.phase === "Degraded" && s.status.reason === DATAPLANE_REASON;
         if (refused !== says && (s.status.phase === "Active" || says)) followUp(id, "dataplane");
       }
-      reconciler.remember({
+      const desired: DesiredMirror = {
         namespace: s.record.spec.namespace,
         name: s.record.spec.name,
         generation: s.record.generation,
         spec: s.record.spec,
-      });
+      };
+      reconciler.remember(desired);
+      follower?.track(desired);
     }
     firstResync = false;
     for (const id of reconciler.knownIds()) if (!live.has(id)) reconciler.forget(id);
+    follower?.retain(live);
     // NB rows owned by mirrors the store no longer has: remove them.
     for (const id of reconciler.ownedIds()) if (!live.has(id)) await enqueueTrigger(id, "resync");
     watcher.checkAll();
@@ -796,6 +979,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       redis: () => deps.redis.status === "ready",
       nats: () => deps.natsConnected?.() ?? true,
       worker: () => started && worker.isRunning(),
+      ...(kube ? { kubernetes: () => kube.synced } : {}),
     },
     async start() {
       if (started) return;
@@ -816,6 +1000,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       watcher.stop();
       followUpsOpen = false;
       followUps.clear();
+      follower?.stop();
       await dataplane?.stop();
       await Promise.allSettled([...followUpsRunning]);
       await worker.close();

@@ -6,6 +6,7 @@
  *   COLLECTOR_SINK=172.19.0.30 node services/ovn-applier/dist/main.js
  */
 import { canonicalIp } from "@ovntap/contracts";
+import { KUBERNETES_MODES } from "@ovntap/k8s";
 import { envVar, natsEnv, redisEnv } from "@ovntap/runtime";
 import { z } from "zod";
 
@@ -45,6 +46,14 @@ export const ApplierEnv = z.object({
   BULLMQ_PREFIX: envVar.string().optional(),
   /** Store key prefix (default "{ovntap}"). */
   STORE_PREFIX: envVar.string().optional(),
+  /**
+   * Kubernetes, for selector sources, sink pods and Events on the mirrored pods: in-cluster (the
+   * pod's service account), kubeconfig (KUBECONFIG) or off. Default: in-cluster when
+   * KUBERNETES_SERVICE_HOST is set (in a pod), else off.
+   */
+  KUBERNETES: z.enum(KUBERNETES_MODES, { error: `must be one of ${KUBERNETES_MODES.join(", ")}` }).optional(),
+  /** The kubeconfig file for KUBERNETES=kubeconfig (default ~/.kube/config). */
+  KUBECONFIG: envVar.string().optional(),
 });
 
 export type ApplierEnv = z.output<typeof ApplierEnv>;

@@ -26,6 +26,15 @@ export {
   type MirrorDataplaneView,
 } from "./dataplane.js";
 export { ApplierEnv, applierConfig, DEFAULT_CONFIG, type ApplierConfig } from "./config.js";
+export {
+  KubeFollower,
+  kubeView,
+  NO_MATCHING_PODS,
+  podOfPort,
+  selectionStatus,
+  selectorOf,
+  sinkPodOf,
+} from "./kube.js";
 export { LockBusyError, MirrorLocks, type MirrorLocksOptions } from "./lock.js";
 export { buildStatus, condition, conditionsOf, eventIds, PRINCIPAL, sameStatus } from "./status.js";
 export { ReconcileError, reasonOf } from "./nb/errors.js";
@@ -54,6 +63,7 @@ export {
   type DesiredRow,
   type GlobalRow,
   type KeyGuard,
+  type KubeView,
   type MirrorRow,
   type NbView,
   type Plan,

@@ -1,10 +1,13 @@
 /**
  * The ovn-applier process: connections, then createApplier, then /healthz /readyz /metrics.
- * Shutdown runs in reverse: HTTP, the worker (running jobs finish), NB, Redis, NATS.
+ * Shutdown runs in reverse: HTTP, the worker (running jobs finish), Kubernetes (its informers,
+ * the Events still queued), NB, Redis, NATS.
  *
  *   OVN_NB_DB=unix:/run/ovn/ovnnb_db.sock NATS_URL=nats://127.0.0.1:4222 \
  *   REDIS_URL=redis://127.0.0.1:6379 node services/ovn-applier/dist/main.js
  */
+import { hostname } from "node:os";
+import { kubernetesMode, loadKubeConfig, startKubernetes, type Kubernetes } from "@ovntap/k8s";
 import { OvsdbClient } from "@ovntap/ovsdb";
 import { connectNats, connectRedis, createMetrics, runMain, startHttpServer } from "@ovntap/runtime";
 import { createEventLog, createStore } from "@ovntap/store";
@@ -39,6 +42,25 @@ await runMain("ovn-applier", { config: ApplierEnv }, async ({ config, logger, sh
   });
   shutdown.onShutdown("ovn-nb", () => nb.close());
 
+  // Kubernetes: selector sources, sink pods, Events. The informers list and watch on their own;
+  // until they have listed, selector and pod-sink mirrors wait (retryable), the rest go on.
+  const mode = kubernetesMode(config.KUBERNETES, process.env);
+  let kubernetes: Kubernetes | undefined;
+  if (mode !== "off") {
+    // KUBECONFIG (validated by ApplierEnv) is read by loadKubeConfig, a list's first file.
+    const kubeConfig = loadKubeConfig({ mode, env: process.env });
+    const kube = startKubernetes({
+      kubeConfig,
+      logger,
+      instance: hostname(),
+    });
+    kubernetes = kube;
+    shutdown.onShutdown("kubernetes", () => kube.stop());
+    logger.info({ mode, server: kubeConfig.getCurrentCluster()?.server }, "kubernetes on");
+  } else {
+    logger.info({}, "kubernetes off: selector sources and sink pods are refused (set KUBERNETES)");
+  }
+
   const events = createEventLog({ nc: nats.nc, logger });
   await events.ensure();
   const store = createStore({
@@ -57,6 +79,7 @@ await runMain("ovn-applier", { config: ApplierEnv }, async ({ config, logger, sh
     natsConnected: () => nats.isConnected(),
     nc: nats.nc,
     storePrefix: config.STORE_PREFIX,
+    kubernetes,
   });
   shutdown.onShutdown("applier", () => applier.stop());
 

@@ -12,7 +12,7 @@
  * the same rows. Only rows whose external_ids name this mirror are ever updated or deleted;
  * an unowned row in the way is an error, never a target.
  */
-import type { MirrorSpec } from "@ovntap/contracts";
+import type { LabelSelector, MirrorSpec } from "@ovntap/contracts";
 import type { NbLogicalSwitchPort, NbMirror } from "@ovntap/ovsdb";
 import { ReconcileError } from "./errors.js";
 import { canonicalSink, FIRST_ALLOCATED_KEY, keySpace, lowestFree } from "./keys.js";
@@ -83,6 +83,42 @@ export interface PlanOptions {
   readonly types: readonly string[];
   /** The capture exporter's transport address, for `collector` targets (COLLECTOR_SINK). */
   readonly collectorSink?: string | undefined;
+  /** Pods and sink pods from Kubernetes (KUBERNETES); without it selectors and pod sinks are UNSUPPORTED. */
+  readonly kubernetes?: KubeView | undefined;
+}
+
+/**
+ * What resolving a spec reads from Kubernetes: the applier's informer caches, read synchronously
+ * so that planning stays a pure function of what they hold right now.
+ */
+export interface KubeView {
+  /** Both caches (pods, ips.kubeovn.io) have been listed once. */
+  readonly synced: boolean;
+  /** Kube-OVN ports (`<pod>.<namespace>`) of the scheduled, live pods `selector` selects, sorted. */
+  portsFor(namespace: string, selector: LabelSelector): readonly string[];
+  /** A sink pod's address from ips.kubeovn.io (canonical IP), or undefined when Kube-OVN has none. */
+  sinkAddress(pod: { namespace: string; name: string; provider?: string | undefined }): string | undefined;
+}
+
+/** The setting that turns Kubernetes on, for messages. */
+const KUBERNETES_HINT =
+  "set KUBERNETES=in-cluster on the ovn-applier (or KUBERNETES=kubeconfig with KUBECONFIG)";
+
+function kubeOrThrow(options: PlanOptions, what: string, instead: string): KubeView {
+  const kube = options.kubernetes;
+  if (!kube) {
+    throw unsupported(
+      `${what} need Kubernetes, which is off on this ovn-applier: ${KUBERNETES_HINT}; or ${instead}`,
+    );
+  }
+  if (!kube.synced) {
+    throw new ReconcileError(
+      "UNAVAILABLE",
+      `${what} need the pod and ips.kubeovn.io caches, which have not been listed from the Kubernetes API yet; retrying`,
+      { retryable: true },
+    );
+  }
+  return kube;
 }
 
 export interface DesiredRow {
@@ -110,7 +146,8 @@ const unsupported = (message: string) => new ReconcileError("UNSUPPORTED", messa
 /**
  * Maps a spec onto NB: sources → logical switch ports, direction → Mirror rows and filters,
  * target → type, sink and requested key. Throws ReconcileError (terminal) for what this
- * applier cannot do.
+ * applier cannot do, and a retryable one while the Kubernetes caches are not listed yet or a
+ * sink pod has no address.
  */
 export function resolveSpec(desired: DesiredMirror, options: PlanOptions): Resolution {
   const { spec, namespace } = desired;
@@ -123,10 +160,13 @@ export function resolveSpec(desired: DesiredMirror, options: PlanOptions): Resol
     case "ports":
       ports = [...spec.sources.names];
       break;
-    case "selector":
-      throw unsupported(
-        "selector sources need the Kubernetes integration (pod watch), which this applier does not have yet; list the pods with sources.type=pods",
-      );
+    case "selector": {
+      // The pods selected now; the applier reconciles again whenever that set changes. A
+      // selector that selects nothing yet is not an error (see the applier's NoMatchingPods).
+      const kube = kubeOrThrow(options, "selector sources", "list the pods with sources.type=pods");
+      ports = [...kube.portsFor(namespace, spec.sources)];
+      break;
+    }
     case "ovs":
       // OVS-level mirrors are the node agent's (queue node.<node>); NB holds nothing for them.
       return { kind: "foreign", reason: "ovs sources are applied by the node agent" };
@@ -139,16 +179,33 @@ export function resolveSpec(desired: DesiredMirror, options: PlanOptions): Resol
   switch (target.type) {
     case "gre":
     case "erspan": {
-      if (typeof target.sink !== "string") {
-        throw unsupported(
-          "pod sinks are resolved through Kube-OVN's ips.kubeovn.io, which needs the Kubernetes integration this applier does not have yet; give the sink's IP address",
-        );
-      }
       if (target.type === "erspan" && target.version === 2) {
         throw unsupported("OVN mirrors emit ERSPAN type II only (ovn-controller sets erspan_ver=1)");
       }
+      if (typeof target.sink === "string") {
+        sinkText = target.sink;
+      } else {
+        // The receiving pod's address from Kube-OVN's ips.kubeovn.io; the applier reconciles
+        // again when it changes. Until Kube-OVN has one the mirror waits (retryable): its rows,
+        // if any, stay as they were.
+        const pod = target.sink.pod;
+        const kube = kubeOrThrow(
+          options,
+          "pod sinks (resolved through Kube-OVN's ips.kubeovn.io)",
+          "give the sink's IP address",
+        );
+        const address = kube.sinkAddress(pod);
+        if (address === undefined) {
+          const provider = pod.provider ? ` on provider ${pod.provider}` : "";
+          throw new ReconcileError(
+            "NOT_FOUND",
+            `sink pod ${pod.namespace}/${pod.name} has no address${provider} in ips.kubeovn.io yet (is it running on a Kube-OVN network?); the mirror is applied when it has one`,
+            { retryable: true },
+          );
+        }
+        sinkText = address;
+      }
       type = target.type;
-      sinkText = target.sink;
       requestedKey = target.type === "gre" ? target.key : target.sessionId;
       break;
     }

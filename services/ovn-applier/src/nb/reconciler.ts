@@ -32,6 +32,7 @@ import {
   resolveSpec,
   type Change,
   type DesiredMirror,
+  type KubeView,
   type Plan,
   type PlanOptions,
   type Resolution,
@@ -54,6 +55,8 @@ export interface NbReconcilerOptions {
    * who holds them; read before each plan, avoided like NB rows' keys (planMirror `reserved`).
    */
   reservedKeys?: (sink: string, id: string) => Promise<ReadonlyMap<number, string>>;
+  /** Pods and sink pods from Kubernetes, for selector sources and pod sinks (absent: they are UNSUPPORTED). */
+  kubernetes?: KubeView | undefined;
 }
 
 export interface AppliedRow {
@@ -164,6 +167,8 @@ export class NbReconciler {
    * holds exactly what that transaction left, and hv_cfg ≥ its nb_cfg means the chassis have it.
    */
   private readonly commits = new Map<string, { generation: number; nbCfg: number; at: number }>();
+  /** What each mirror last resolved to: the ports and sink a selector or a sink pod gave it. */
+  private readonly lastResolved = new Map<string, { ports: ReadonlySet<string>; sink: string }>();
   private readonly log: Logger;
   private readonly maxAttempts: number;
   private readonly transactTimeoutMs: number;
@@ -224,6 +229,7 @@ export class NbReconciler {
       filters: this.caps.mirrorFilters,
       types: this.caps.mirrorTypes,
       collectorSink: this.options.collectorSink,
+      kubernetes: this.options.kubernetes,
     };
   }
 
@@ -243,6 +249,7 @@ export class NbReconciler {
     this.known.delete(id);
     this.appliedGeneration.delete(id);
     this.commits.delete(id);
+    this.lastResolved.delete(id);
   }
 
   /** The generation this process last committed for `id`, while NB still holds that commit. */
@@ -290,6 +297,10 @@ export class NbReconciler {
     } catch (err) {
       // A terminal spec problem fails the same way every time: no point reconciling again.
       if (err instanceof ReconcileError && err.code === "UNSUPPORTED") return false;
+      // Waiting on Kubernetes (caches not listed yet, a sink pod without an address): the
+      // applier's Kubernetes follower triggers the reconcile when that ends.
+      if (err instanceof ReconcileError && (err.code === "NOT_FOUND" || err.code === "UNAVAILABLE"))
+        return false;
       return true;
     }
   }
@@ -413,7 +424,22 @@ export class NbReconciler {
     });
     const appliedMs = Date.now() - started;
     const foreign = resolved?.kind === "foreign";
-    const drift = plan.changed && observed === desired.generation;
+    const ovn = resolved?.kind === "ovn" ? resolved : undefined;
+    // Within one generation a selector's pods and a sink pod's address still change: what
+    // follows them is the mirror following Kubernetes, not drift. Anything else still is.
+    const before = this.lastResolved.get(id);
+    const follows = (c: Change): boolean => {
+      if (!ovn) return false;
+      if (c.table === "Logical_Switch_Port" && desired.spec.sources.type === "selector") {
+        return !before || before.ports.has(c.name) !== ovn.ports.includes(c.name);
+      }
+      if (c.table === "Mirror" && c.action === "updated" && hasSinkPod(desired)) {
+        return !before || before.sink !== ovn.sink;
+      }
+      return false;
+    };
+    const drift = plan.changed && observed === desired.generation && plan.changes.some((c) => !follows(c));
+    if (ovn) this.lastResolved.set(id, { ports: new Set(ovn.ports), sink: ovn.sink });
     const rows: AppliedRow[] = plan.rows.map((r) => ({
       name: r.name,
       uuid: r.uuid ?? committed?.inserted.get(r.name) ?? "",
@@ -564,6 +590,12 @@ export class NbReconciler {
       throw conflict ? new KeyConflict(err) : toReconcileError(err);
     }
   }
+}
+
+/** Whether the mirror's sink is a pod (resolved through ips.kubeovn.io). */
+function hasSinkPod(desired: DesiredMirror): boolean {
+  const t = desired.spec.target;
+  return (t.type === "gre" || t.type === "erspan") && typeof t.sink !== "string";
 }
 
 /** A guard failed or an insert lost a unique-name race: re-plan. */

@@ -1,0 +1,478 @@
+/**
+ * Acceptance of selector mirrors and sink pods: the lab's ovn-applier process (services/*\/dist,
+ * with every other service beside it) on the lab's real OVN Northbound, with Kubernetes reached
+ * through a kubeconfig file — pointing at the FAKE API server of @ovntap/k8s/testing, which stands
+ * in for kube-apiserver (none is installable here) and speaks its wire protocol: list, watch
+ * streams, resourceVersion, bookmarks, 410 Gone.
+ *
+ * - a selector mirror with 3 matching pods and 1 that does not: 3 ports hold the NB Mirror row
+ *   in their mirror_rules (the pods' LSPs are added to the lab's logical switch with ovn-nbctl;
+ *   they need not be bound to a chassis);
+ * - a pod deleted → its port detached; a pod relabelled into the selector → attached (the time
+ *   each took is printed as a figure, not asserted);
+ * - a watch cut mid-stream, and a watch cut whose version is then compacted away (410 Gone, so
+ *   the applier lists again): a change made while the watch was down is applied after the resync;
+ * - a sink pod resolves through ips.kubeovn.io, and an IP change moves the NB Mirror's sink;
+ * - a selector that selects nothing yet is Active with the reason NoMatchingPods, and attaches
+ *   the first pod that appears; a mirror that fails puts Warning Events on its pods;
+ * - port_attached / port_detached events, Kubernetes Events on the pods, and the exact set of API
+ *   calls the applier made, which is APPLIER_API_CALLS; the fake enforces the deployment's
+ *   ClusterRole for the applier (deploy/k8s/base/rbac.yaml), and nothing is denied.
+ *
+ * The mirrors are written to the store and enqueued the way intake does it: intake still refuses
+ * selector sources at the edge.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type MirrorStatus, MirrorSpec, type AuditRecord } from "@ovntap/contracts";
+import { apiCallKeys, APPLIER_API_CALLS } from "@ovntap/k8s";
+import {
+  FakeApiServer,
+  type FakePolicyRule,
+  kubeOvnIpObject,
+  type KubeObject,
+  podObject,
+} from "@ovntap/k8s/testing";
+import { type Lab, makeTempDir, removeDir, startLab, waitFor } from "@ovntap/lab";
+import { connectNats, connectRedis, createLogger, type NatsClient, type RedisClient } from "@ovntap/runtime";
+import {
+  type ApplyQueue,
+  createApplyQueue,
+  createEventLog,
+  createStore,
+  enqueueApply,
+  type EventLog,
+  requestHash,
+  type Store,
+} from "@ovntap/store";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { NbObserver, repoRoot, writePolicy } from "./support/harness.js";
+
+const NS = "shop";
+const SWITCH = "ovn-default";
+/** Generous: the lab shares a busy 2-core machine. Speed is printed, not asserted. */
+const DEADLINE_MS = 30_000;
+
+let lab: Lab;
+let dir: string;
+let fake: FakeApiServer;
+let nb: NbObserver;
+let redis: RedisClient;
+let nats: NatsClient;
+let store: Store;
+let queue: ApplyQueue;
+let events: EventLog;
+const figures: string[] = [];
+
+const logger = createLogger({ name: "k8s-selector-test", level: "silent" });
+const lsp = (pod: string) => `${pod}.${NS}`;
+const rowOf = (mirror: string) => `ovntap.${NS}.${mirror}`;
+
+/** Pods (by name) whose LSP holds the mirror's NB row in mirror_rules. */
+function attached(mirror: string): string[] {
+  const row = nb.byName(rowOf(mirror));
+  if (!row) return [];
+  return ["batch-1", "db-1", "web-1", "web-2", "web-3"].filter((p) =>
+    nb.attachedTo(lsp(p)).some((m) => m._uuid === row._uuid),
+  );
+}
+
+/** Waits for the attached set; returns how long it took from `since`. */
+async function untilAttached(
+  mirror: string,
+  want: string[],
+  what: string,
+  since = Date.now(),
+): Promise<number> {
+  const sorted = [...want].sort();
+  await waitFor(() => JSON.stringify(attached(mirror)) === JSON.stringify(sorted) && Date.now(), {
+    what: `${what}: attached ${sorted.join(",") || "nothing"} (now ${attached(mirror).join(",")})`,
+    timeoutMs: DEADLINE_MS,
+    intervalMs: 5,
+  });
+  return Date.now() - since;
+}
+
+/** What intake does: the desired state in the store, then its generation enqueued. */
+async function create(spec: MirrorSpec): Promise<void> {
+  const r = await store.applyCreate({
+    spec,
+    owner: "acceptance",
+    requestId: randomUUID(),
+    requestHash: requestHash({ op: "create", spec }),
+  });
+  if (r.type !== "created") throw new Error(`create ${spec.name}: ${r.type}`);
+  await enqueueApply(queue, {
+    namespace: NS,
+    name: spec.name,
+    generation: r.record.generation,
+    reason: "create",
+  });
+}
+
+const trail = (mirror: string): Promise<AuditRecord[]> => events.history(NS, mirror, { timeoutMs: 2_000 });
+
+async function waitStatus(
+  mirror: string,
+  ok: (s: MirrorStatus) => boolean,
+  what: string,
+): Promise<MirrorStatus> {
+  return waitFor(
+    async () => {
+      const s = await store.getStatus(NS, mirror);
+      return s && ok(s) ? s : undefined;
+    },
+    { what: `${mirror}: ${what}`, timeoutMs: DEADLINE_MS, intervalMs: 50 },
+  );
+}
+
+/** The rules of the ovn-applier's ClusterRole in the deployment: the fake enforces them. */
+function applierRules(): FakePolicyRule[] {
+  const docs = parseAllDocuments(
+    readFileSync(join(repoRoot, "deploy", "k8s", "base", "rbac.yaml"), "utf8"),
+  ).map(
+    (d) => d.toJSON() as { kind?: string; metadata?: { name?: string }; rules?: FakePolicyRule[] } | null,
+  );
+  const role = docs.find((d) => d?.kind === "ClusterRole" && d.metadata?.name === "ovntap-ovn-applier");
+  if (!role?.rules) throw new Error("deploy/k8s/base/rbac.yaml has no ClusterRole ovntap-ovn-applier");
+  return role.rules;
+}
+
+const relabel = (pod: string, labels: Record<string, string>) =>
+  fake.modify("pods", NS, pod, (p: KubeObject) => (p.metadata.labels = labels));
+
+beforeAll(async () => {
+  dir = makeTempDir("ovntap-k8s-selector-");
+  // Authenticated by the kubeconfig's token, authorized by the deployment's ClusterRole.
+  fake = await FakeApiServer.start({ token: randomBytes(16).toString("hex"), rules: applierRules() });
+  const kubeconfig = fake.writeKubeconfig(join(dir, "kubeconfig"));
+  // The pods exist before the applier starts; their LSPs are added once NB is up.
+  fake.put("namespaces", { metadata: { name: NS } });
+  for (const [name, app] of [
+    ["web-1", "web"],
+    ["web-2", "web"],
+    ["web-3", "web"],
+    ["db-1", "db"],
+  ] as const) {
+    fake.put("pods", podObject({ name, namespace: NS, labels: { app }, nodeName: "node-1" }));
+  }
+  const policy = writePolicy(dir, {
+    trustRequestPrincipal: true,
+    protectedNamespaces: ["kube-system"],
+    maxActiveMirrors: 20,
+    maxTtlSeconds: 86_400,
+    rules: [{ principals: ["*"], namespaces: ["*"], ops: ["*"] }],
+  });
+  lab = await startLab({
+    serviceEnv: { POLICY_FILE: policy, KUBERNETES: "kubeconfig", KUBECONFIG: kubeconfig },
+  });
+  await lab.nbctl(
+    ...["web-1", "web-2", "web-3", "db-1", "batch-1"].flatMap((p) => ["--", "lsp-add", SWITCH, lsp(p)]),
+  );
+  nb = await NbObserver.start(lab.env.OVN_NB_DB);
+  redis = await connectRedis({ url: lab.env.REDIS_URL, logger, role: "client", name: "k8s-selector-test" });
+  nats = await connectNats({ url: lab.env.NATS_URL, name: "k8s-selector-test", logger });
+  store = createStore({ redis: redis.redis });
+  queue = createApplyQueue({ connection: redis.redis });
+  events = createEventLog({ nc: nats.nc, logger });
+}, 240_000);
+
+afterAll(async () => {
+  if (figures.length) console.log(`figures:\n  ${figures.join("\n  ")}`);
+  await queue?.close();
+  await nb?.close();
+  await nats?.close();
+  await redis?.close();
+  await lab?.stop();
+  await fake?.close();
+  if (dir) removeDir(dir);
+});
+
+describe("selector mirrors and sink pods through the Kubernetes API (fake API server)", () => {
+  it("the lab's ovn-applier lists and watches pods and ips.kubeovn.io through the kubeconfig", async () => {
+    const applier = lab.services().find((s) => s.name === "ovn-applier");
+    expect(applier?.running).toBe(true);
+    await waitFor(() => fake.openWatches >= 2, { what: "the applier's two watches", timeoutMs: DEADLINE_MS });
+    expect(
+      fake.calls
+        .filter((c) => c.verb === "watch")
+        .map((c) => `${c.group}/${c.resource}`)
+        .sort(),
+    ).toEqual(["/pods", "kubeovn.io/ips"]);
+  });
+
+  it("3 matching pods and 1 that does not: 3 ports attached, Active, port_attached for each", async () => {
+    const t0 = Date.now();
+    await create(
+      MirrorSpec.parse({
+        name: "web",
+        namespace: NS,
+        sources: { type: "selector", matchLabels: { app: "web" } },
+        direction: "egress",
+        target: { type: "gre", sink: lab.env.LAB_SINK_IP },
+        ttlSeconds: 3600,
+      }),
+    );
+    const ms = await untilAttached("web", ["web-1", "web-2", "web-3"], "the selector's pods", t0);
+    figures.push(`selector mirror created → 3 ports attached in NB: ${ms} ms`);
+    const status = await waitStatus(
+      "web",
+      (s) => s.phase === "Active" && s.ports.length === 3,
+      "Active with 3 ports",
+    );
+    expect(status.ports).toEqual([lsp("web-1"), lsp("web-2"), lsp("web-3")]);
+    expect(status.conditions?.find((c) => c.type === "PodsSelected")).toMatchObject({ status: "True" });
+    const row = nb.byName(rowOf("web"));
+    expect(row).toMatchObject({ sink: lab.env.LAB_SINK_IP, type: "gre", filter: "from-lport" });
+    expect(nb.attachedTo(lsp("db-1"))).toEqual([]);
+
+    const t = await waitFor(
+      async () => {
+        const x = await trail("web");
+        return x.filter((e) => e.type === "port_attached").length === 3 ? x : undefined;
+      },
+      { what: "three port_attached events", timeoutMs: DEADLINE_MS },
+    );
+    expect(
+      t
+        .filter((e) => e.type === "port_attached")
+        .map((e) => e.detail)
+        .sort((a, b) =>
+          String((a as { port: string }).port).localeCompare(String((b as { port: string }).port)),
+        ),
+    ).toEqual(
+      ["web-1", "web-2", "web-3"].map((p) => ({
+        port: lsp(p),
+        pod: { namespace: NS, name: p },
+        node: "node-1",
+      })),
+    );
+    // Selector changes are not drift.
+    expect(t.map((e) => e.type)).not.toContain("drift_repaired");
+  });
+
+  it("a pod deleted is detached; a pod relabelled into the selector is attached", async () => {
+    let t0 = Date.now();
+    fake.remove("pods", NS, "web-2");
+    const detachMs = await untilAttached("web", ["web-1", "web-3"], "web-2 deleted", t0);
+    figures.push(`pod deleted → port detached in NB: ${detachMs} ms`);
+
+    t0 = Date.now();
+    relabel("db-1", { app: "web" });
+    const attachMs = await untilAttached("web", ["web-1", "web-3", "db-1"], "db-1 relabelled", t0);
+    figures.push(`pod relabelled into the selector → port attached in NB: ${attachMs} ms`);
+
+    const t = await waitFor(
+      async () => {
+        const x = await trail("web");
+        return x.some(
+          (e) => e.type === "port_attached" && (e.detail as { port: string }).port === lsp("db-1"),
+        )
+          ? x
+          : undefined;
+      },
+      { what: "port_attached db-1", timeoutMs: DEADLINE_MS },
+    );
+    expect(t.find((e) => e.type === "port_detached")?.detail).toEqual({
+      port: lsp("web-2"),
+      pod: { namespace: NS, name: "web-2" },
+      reason: "pod_deleted",
+    });
+  });
+
+  it("a watch cut mid-stream: a change made while it was down arrives", async () => {
+    const watchesBefore = fake.calls.filter((c) => c.verb === "watch" && c.resource === "pods").length;
+    const listsBefore = fake.calls.filter((c) => c.verb === "list" && c.resource === "pods").length;
+    expect(fake.cutWatches({ partialLine: true })).toBeGreaterThanOrEqual(2);
+    // No watch is open now (the fake runs in this process: the applier cannot reconnect before
+    // this synchronous code yields).
+    expect(fake.openWatches).toBe(0);
+    const t0 = Date.now();
+    relabel("web-3", { app: "other" });
+    const ms = await untilAttached(
+      "web",
+      ["web-1", "db-1"],
+      "web-3 relabelled out while the watch was down",
+      t0,
+    );
+    figures.push(`watch cut, change while down → applied after the resumed watch: ${ms} ms`);
+    expect(fake.calls.filter((c) => c.verb === "watch" && c.resource === "pods").length).toBeGreaterThan(
+      watchesBefore,
+    );
+    // Resumed from its resourceVersion: no new list.
+    expect(fake.calls.filter((c) => c.verb === "list" && c.resource === "pods").length).toBe(listsBefore);
+    // The event follows the status (written once the chassis caught up).
+    const detached = await waitFor(
+      async () =>
+        (await trail("web")).find(
+          (e) => e.type === "port_detached" && (e.detail as { port: string }).port === lsp("web-3"),
+        ),
+      { what: "port_detached web-3", timeoutMs: DEADLINE_MS },
+    );
+    expect(detached.detail).toMatchObject({ reason: "selector_changed" });
+  });
+
+  it("a watch cut and its version compacted away (410 Gone): the applier lists again and misses nothing", async () => {
+    await waitFor(() => fake.openWatches >= 2, { what: "the watches back", timeoutMs: DEADLINE_MS });
+    const listsBefore = fake.calls.filter((c) => c.verb === "list" && c.resource === "pods").length;
+    fake.cutWatches();
+    const t0 = Date.now();
+    relabel("web-3", { app: "web" }); // back in: the same pod attached a second time
+    fake.remove("pods", NS, "web-1");
+    fake.compactHistory();
+    const ms = await untilAttached("web", ["web-3", "db-1"], "after the relist", t0);
+    figures.push(`watch cut + 410 Gone, changes while down → applied after the relist: ${ms} ms`);
+    expect(fake.calls.filter((c) => c.verb === "list" && c.resource === "pods").length).toBeGreaterThan(
+      listsBefore,
+    );
+  });
+
+  it("Kubernetes Events on the pods: attached, detached, and a repeat aggregated into count", async () => {
+    const ev = await waitFor(
+      () => {
+        const list = fake.list("events", NS) as (KubeObject & {
+          reason: string;
+          count: number;
+          involvedObject: { name: string };
+          reportingComponent: string;
+        })[];
+        const web3 = list.find((e) => e.involvedObject.name === "web-3" && e.reason === "MirrorAttached");
+        return web3 && web3.count >= 2 ? list : undefined;
+      },
+      { what: "web-3's MirrorAttached Event counted twice", timeoutMs: DEADLINE_MS },
+    );
+    const byPod = (pod: string, reason: string) =>
+      ev.filter((e) => e.involvedObject.name === pod && e.reason === reason);
+    expect(byPod("web-1", "MirrorAttached").length).toBe(1);
+    expect(byPod("web-3", "MirrorDetached").length).toBe(1);
+    expect(byPod("db-1", "MirrorAttached").length).toBe(1);
+    expect(byPod("web-3", "MirrorAttached")[0]).toMatchObject({
+      type: "Normal",
+      reportingComponent: "ovntap",
+      involvedObject: { kind: "Pod", namespace: NS, name: "web-3" },
+    });
+    expect((byPod("web-3", "MirrorAttached")[0] as unknown as { message: string }).message).toMatch(
+      /^attached to ovntap mirror shop\/web \(egress, GRE key \d+ to 198\.51\.100\.\d+\)$/,
+    );
+  });
+
+  it("a sink pod resolves through ips.kubeovn.io, and an IP change moves the NB Mirror's sink", async () => {
+    fake.put(
+      "ips.kubeovn.io",
+      kubeOvnIpObject({ pod: "receiver", namespace: "tap", ip: lab.env.LAB_SINK_IP }),
+    );
+    await create(
+      MirrorSpec.parse({
+        name: "to-pod",
+        namespace: NS,
+        sources: { type: "pods", names: ["db-1"] },
+        direction: "ingress",
+        target: { type: "gre", sink: { pod: { namespace: "tap", name: "receiver" } } },
+        ttlSeconds: 3600,
+      }),
+    );
+    const status = await waitStatus("to-pod", (s) => s.phase === "Active", "Active");
+    expect(status.sink).toBe(lab.env.LAB_SINK_IP);
+    expect(nb.byName(rowOf("to-pod"))?.sink).toBe(lab.env.LAB_SINK_IP);
+
+    const moved = "198.51.100.3";
+    const t0 = Date.now();
+    fake.modify("ips.kubeovn.io", undefined, "receiver.tap", (o: KubeObject) => {
+      Object.assign(o.spec as object, { ipAddress: moved, v4IpAddress: moved });
+    });
+    await waitFor(() => nb.byName(rowOf("to-pod"))?.sink === moved, {
+      what: "the NB Mirror's sink to follow the pod's new IP",
+      timeoutMs: DEADLINE_MS,
+      intervalMs: 5,
+    });
+    figures.push(`sink pod IP changed → NB Mirror sink moved: ${Date.now() - t0} ms`);
+    const after = await waitStatus(
+      "to-pod",
+      (s) => s.sink === moved && s.phase === "Active",
+      "Active towards the new IP",
+    );
+    expect(after.ports).toEqual([lsp("db-1")]);
+    expect((await trail("to-pod")).map((e) => e.type)).not.toContain("drift_repaired");
+  });
+
+  it("a selector that selects no pod yet is Active (NoMatchingPods) and attaches the first one that appears", async () => {
+    await create(
+      MirrorSpec.parse({
+        name: "batch",
+        namespace: NS,
+        sources: { type: "selector", matchLabels: { app: "batch" } },
+        direction: "egress",
+        target: { type: "gre", sink: lab.env.LAB_SINK_IP },
+        ttlSeconds: 3600,
+      }),
+    );
+    const idle = await waitStatus("batch", (s) => s.phase === "Active", "Active");
+    expect(idle).toMatchObject({ reason: "NoMatchingPods", ports: [] });
+    expect(idle.message).toMatch(/no running pod in shop matches app=batch yet/);
+    expect(idle.conditions?.find((c) => c.type === "PodsSelected")).toMatchObject({
+      status: "False",
+      reason: "NoMatchingPods",
+    });
+    // The rows and the key are in place already.
+    expect(nb.byName(rowOf("batch"))).toBeDefined();
+
+    const t0 = Date.now();
+    fake.put(
+      "pods",
+      podObject({ name: "batch-1", namespace: NS, labels: { app: "batch" }, nodeName: "node-1" }),
+    );
+    const ms = await untilAttached("batch", ["batch-1"], "the first batch pod", t0);
+    figures.push(`first pod for an idle selector → attached in NB: ${ms} ms`);
+    const busy = await waitStatus("batch", (s) => s.ports.length === 1, "one port");
+    expect(busy.phase).toBe("Active");
+    expect(busy.reason).toBeUndefined();
+  });
+
+  it("a mirror that fails tells its pods with Warning Events", async () => {
+    const key = (await store.getStatus(NS, "web"))?.key;
+    expect(key).toBeDefined();
+    await create(
+      MirrorSpec.parse({
+        name: "clash",
+        namespace: NS,
+        sources: { type: "selector", matchLabels: { app: "web" } },
+        direction: "egress",
+        // The key the web mirror holds towards the same sink: KEY_IN_USE, terminal.
+        target: { type: "gre", sink: lab.env.LAB_SINK_IP, key },
+        ttlSeconds: 3600,
+      }),
+    );
+    const failed = await waitStatus("clash", (s) => s.phase === "Failed", "Failed");
+    expect(failed.reason).toBe("KeyInUse");
+    const warnings = await waitFor(
+      () => {
+        const w = (
+          fake.list("events", NS) as (KubeObject & {
+            reason: string;
+            type: string;
+            message: string;
+            involvedObject: { name: string };
+          })[]
+        ).filter((e) => e.reason === "MirrorFailed");
+        return w.length === 2 ? w : undefined;
+      },
+      { what: "MirrorFailed on the two selected pods", timeoutMs: DEADLINE_MS },
+    );
+    expect(warnings.map((e) => e.involvedObject.name).sort()).toEqual(["db-1", "web-3"]);
+    for (const w of warnings) {
+      expect(w.type).toBe("Warning");
+      expect(w.message).toMatch(/^ovntap mirror shop\/clash failed: KEY_IN_USE: /);
+    }
+  });
+
+  it("the applier made exactly the API calls APPLIER_API_CALLS lists (what its RBAC grants)", async () => {
+    await waitFor(() => fake.calls.some((c) => c.verb === "patch" && c.resource === "events"), {
+      what: "an Event patch",
+      timeoutMs: DEADLINE_MS,
+    });
+    expect(apiCallKeys(fake.calls)).toEqual(apiCallKeys(APPLIER_API_CALLS));
+    expect(fake.denied).toEqual([]);
+  });
+});
