@@ -14,11 +14,14 @@
  *
  * 1. Baseline: `--nbctl` sequential `ovn-nbctl mirror-add … -- lsp-attach-mirror …` (one
  *    process each) against the same NB, timed, then removed.
- * 2. Paced: `--mirrors` create requests at `--rate`/s through intake (NATS request/reply), each a
+ * 2. Warm-up: `--warmup` (default 50) mirrors sent the same way first, waited for and not counted:
+ *    the services start just before, and their first requests pay for V8 compiling the code on
+ *    their path. Their latencies go to stderr.
+ * 3. Paced: `--mirrors` create requests at `--rate`/s through intake (NATS request/reply), each a
  *    GRE mirror of one pod (every 5th a raw `ports` source by an admin principal) to one of
  *    `--sinks` sinks in 198.51.100.0/24 and 203.0.113.0/24. p50/p99: request sent → `applied`
  *    event received on core NATS; active_p99: → `active` (hv_cfg ≥ nb_cfg).
- * 3. Burst: `--burst` fresh mirrors sent as fast as intake answers (`--window` requests in
+ * 4. Burst: `--burst` fresh mirrors sent as fast as intake answers (`--window` requests in
  *    flight, intake's own in-flight limit); per_s = mirrors / (first request → last `applied`).
  *
  * Any mirror that is refused, fails, or does not reach `applied` (and `active`) before the
@@ -67,6 +70,8 @@ const { values: args } = parseArgs({
     namespaces: { type: "string", default: "50" },
     mirrors: { type: "string", default: "1000" },
     rate: { type: "string", default: "50" },
+    /** Mirrors sent at --rate before the measured ones, not counted (the services' code warms up). */
+    warmup: { type: "string", default: "50" },
     burst: { type: "string" },
     window: { type: "string", default: "64" },
     sinks: { type: "string", default: "16" },
@@ -101,6 +106,7 @@ const NAMESPACES = int("namespaces", 1);
 const MIRRORS = int("mirrors", 1);
 const RATE = int("rate", 1);
 const BURST = args.burst === undefined ? MIRRORS : int("burst", 1);
+const WARMUP = int("warmup", 0);
 const WINDOW = int("window", 1);
 const SINKS = int("sinks", 1);
 const NBCTL = int("nbctl", 1);
@@ -358,10 +364,11 @@ async function main(): Promise<Record<string, unknown>> {
   const began = now();
   const logger = createLogger({ name: "bench-apply", level: "warn", destination: process.stderr });
   const topo = topology({ lsps: LSPS, switches: SWITCHES, namespaces: NAMESPACES });
-  const podsNeeded = Math.ceil(MIRRORS / NAMESPACES) + Math.ceil(BURST / NAMESPACES) + 1;
+  const podsNeeded =
+    Math.ceil(MIRRORS / NAMESPACES) + Math.ceil(BURST / NAMESPACES) + Math.ceil(WARMUP / NAMESPACES) + 1;
   if (podsNeeded > topo.podsPerNamespace) {
     throw new BenchFailure(
-      `${MIRRORS}+${BURST} mirrors need ${podsNeeded} pods per namespace, the topology has ${topo.podsPerNamespace}`,
+      `${WARMUP}+${MIRRORS}+${BURST} mirrors need ${podsNeeded} pods per namespace, the topology has ${topo.podsPerNamespace}`,
     );
   }
 
@@ -473,6 +480,32 @@ async function main(): Promise<Record<string, unknown>> {
   const tracker = new Tracker(nats.nc);
   running.tracker = tracker;
   await nats.nc.flush();
+
+  // 2a. Warm-up: the services were just started; their first requests pay for compiling the
+  // code on their path (V8 optimizes what runs hot). Sent like the measured ones, not counted.
+  if (WARMUP > 0) {
+    const warm = planMirrors(
+      topo,
+      "w",
+      WARMUP,
+      Math.ceil(MIRRORS / NAMESPACES) + Math.ceil(BURST / NAMESPACES),
+    );
+    const warmIds = warm.map((m) => m.id);
+    for (const id of warmIds) tracker.expect(id);
+    const t0 = now();
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < warm.length; i++) {
+      await sleepUntil(t0 + (i * 1000) / RATE);
+      if (abort.signal.aborted) throw new BenchFailure("interrupted");
+      sent.push(sendCreate(nats.nc, tracker, warm[i]!));
+    }
+    await Promise.all(sent);
+    await waitFor(tracker, warmIds, "active", "warm-up", DEADLINE_MS);
+    progress(
+      "warm-up",
+      `${WARMUP} mirrors at ${RATE}/s, not counted; request → applied: ${summary(tracker.latencies(warmIds, "applied"))}`,
+    );
+  }
 
   // 2. Paced.
   const paced = planMirrors(topo, "p", MIRRORS, 0);
