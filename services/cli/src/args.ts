@@ -33,6 +33,8 @@ export const OPTIONS = {
   "gre-sink": { type: "string" },
   key: { type: "string" },
   "erspan-sink": { type: "string" },
+  "sink-pod": { type: "string" },
+  provider: { type: "string" },
   "session-id": { type: "string" },
   "erspan-version": { type: "string" },
   collector: { type: "boolean" },
@@ -91,6 +93,8 @@ export const SPEC_FLAGS = [
   "gre-sink",
   "key",
   "erspan-sink",
+  "sink-pod",
+  "provider",
   "session-id",
   "erspan-version",
   "collector",
@@ -152,6 +156,8 @@ export interface Values {
   "gre-sink"?: string;
   key?: string;
   "erspan-sink"?: string;
+  "sink-pod"?: string;
+  provider?: string;
   "session-id"?: string;
   "erspan-version"?: string;
   collector?: boolean;

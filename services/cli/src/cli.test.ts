@@ -150,7 +150,7 @@ describe("usage errors exit 2 before connecting, naming the flag", () => {
     [["create", "web", "--pod", "a", "--collector"], /needs --direction ingress, egress or both/],
     [
       ["create", "web", "--pod", "a", "--direction", "both"],
-      /needs a target: --gre-sink IP, --erspan-sink IP or --collector/,
+      /needs a target: --gre-sink IP, --sink-pod NS\/NAME, --erspan-sink IP or --collector/,
     ],
     [
       ["create", "web", "--pod", "a", "--direction", "both", "--collector", "--gre-sink", "10.0.0.9"],

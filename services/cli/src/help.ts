@@ -75,6 +75,10 @@ Direction:
 Target (one):
   --gre-sink IP             GRE to IP (or pod:NAMESPACE/NAME for a receiving pod)
     --key K                 GRE key 0..4294967295 (allocated, unique per sink, when absent)
+  --sink-pod NS/NAME        GRE to a receiving pod, its address read from Kube-OVN's ips.kubeovn.io
+                            and followed if it changes (the same as --gre-sink pod:NS/NAME)
+    --provider P            the pod's attachment network (e.g. attachnet.default.ovn) rather than
+                            its primary network; also with --gre-sink/--erspan-sink pod:NS/NAME
   --erspan-sink IP          ERSPAN to IP (or pod:NAMESPACE/NAME)
     --session-id S          ERSPAN session id 0..1023 (allocated when absent)
     --erspan-version 1|2    1 = type II (default; the only one OVN emits), 2 = type III (ovs sources)

@@ -314,6 +314,38 @@ describe("OVS sources and outputs from flags", () => {
     ).toThrow(message);
   });
 
+  it("--sink-pod NS/NAME [--provider P] is GRE to a receiving pod", () => {
+    const spec = specFromFlags(
+      { pod: ["web-0"], direction: "egress", "sink-pod": "sec/sink-0", provider: "attachnet.default.ovn" },
+      "a",
+      "b",
+    );
+    expect(spec.target).toEqual({
+      type: "gre",
+      sink: { pod: { namespace: "sec", name: "sink-0", provider: "attachnet.default.ovn" } },
+    });
+    expect(validateSpec(spec).ok).toBe(true);
+    const erspan = specFromFlags(
+      { pod: ["web-0"], direction: "egress", "erspan-sink": "pod:sec/sink-0", provider: "net2.sec.ovn" },
+      "a",
+      "b",
+    );
+    expect(erspan.target).toMatchObject({ type: "erspan", sink: { pod: { provider: "net2.sec.ovn" } } });
+    expect(() => specFromFlags({ pod: ["w"], direction: "egress", "sink-pod": "nope" }, "a", "b")).toThrow(
+      /--sink-pod must be NAMESPACE\/NAME/,
+    );
+    expect(() =>
+      specFromFlags({ pod: ["w"], direction: "egress", "gre-sink": "198.51.100.2", provider: "x" }, "a", "b"),
+    ).toThrow(/--provider goes with a pod sink/);
+    expect(() =>
+      specFromFlags(
+        { pod: ["w"], direction: "egress", "gre-sink": "198.51.100.2", "sink-pod": "a/b" },
+        "a",
+        "b",
+      ),
+    ).toThrow(/takes one target/);
+  });
+
   it("names the OVS flag of each problem the contract finds", () => {
     const spec = specFromFlags(
       { ...ovs, "ovs-port": ["veth1"], direction: "egress", "output-port": "veth1", "ovs-bridge": "br-int" },

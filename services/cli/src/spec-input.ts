@@ -155,6 +155,16 @@ export function specFromFlags(values: Values, name: string, namespace: string): 
   if (values["gre-sink"] !== undefined) {
     targets.push({ type: "gre", sink: parseSink("--gre-sink", values["gre-sink"]) });
   }
+  // `--sink-pod NS/NAME`: GRE to a receiving pod, as the Kube-OVN guide does it.
+  if (values["sink-pod"] !== undefined) {
+    const m = /^([^/\s]+)\/([^/\s]+)$/.exec(values["sink-pod"].trim());
+    if (!m)
+      throw new UsageError(
+        `--sink-pod must be NAMESPACE/NAME (got ${JSON.stringify(values["sink-pod"])})`,
+        VERB,
+      );
+    targets.push({ type: "gre", sink: { pod: { namespace: m[1], name: m[2] } } });
+  }
   if (values["erspan-sink"] !== undefined) {
     targets.push({ type: "erspan", sink: parseSink("--erspan-sink", values["erspan-sink"]) });
   }
@@ -178,8 +188,8 @@ export function specFromFlags(values: Values, name: string, namespace: string): 
   if (targets.length !== 1) {
     throw new UsageError(
       targets.length === 0
-        ? `needs a target: --gre-sink IP, --erspan-sink IP${ovs ? ", --collector, --output-port PORT or --output-vlan V" : " or --collector"}`
-        : `takes one target: --gre-sink, --erspan-sink${ovs ? ", --collector, --output-port or --output-vlan" : " or --collector"}, not several`,
+        ? `needs a target: --gre-sink IP, --sink-pod NS/NAME, --erspan-sink IP${ovs ? ", --collector, --output-port PORT or --output-vlan V" : " or --collector"}`
+        : `takes one target: --gre-sink, --sink-pod, --erspan-sink${ovs ? ", --collector, --output-port or --output-vlan" : " or --collector"}, not several`,
       VERB,
     );
   }
@@ -196,6 +206,15 @@ export function specFromFlags(values: Values, name: string, namespace: string): 
   if (values["erspan-version"] !== undefined) {
     if (target.type !== "erspan") throw new UsageError("--erspan-version goes with --erspan-sink", VERB);
     target.version = parseInteger("--erspan-version", values["erspan-version"], VERB);
+  }
+  if (values.provider !== undefined) {
+    const sink = target.sink as { pod?: Record<string, unknown> } | undefined;
+    if (typeof sink !== "object" || sink?.pod === undefined)
+      throw new UsageError(
+        "--provider goes with a pod sink: --sink-pod NS/NAME or --gre-sink/--erspan-sink pod:NS/NAME",
+        VERB,
+      );
+    sink.pod.provider = values.provider.trim();
   }
   const receiver = parseReceiver(values);
   if (receiver !== undefined) {
@@ -305,6 +324,7 @@ export function flagForPath(path: string, spec?: Record<string, unknown>): strin
     [/^sources\.vlans/, "--ovs-vlan"],
     [/^sources/, sourceType === "ovs" ? "--ovs-node" : "--selector"],
     [/^direction$/, "--direction"],
+    [/^target\.sink\.pod\.provider$/, "--provider"],
     [/^target\.sink/, targetType === "erspan" ? "--erspan-sink" : "--gre-sink"],
     [/^target\.node$/, "--ovs-node"],
     [/^target\.bridge$/, "--ovs-bridge"],

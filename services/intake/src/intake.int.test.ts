@@ -291,15 +291,53 @@ describe("intake over NATS (nats-server + redis-server)", () => {
       );
     });
 
-    it("UNSUPPORTED: selector sources (valid by the contract, not implemented yet)", async () => {
+    it("selector sources are accepted and stored (the applier follows the pods)", async () => {
       const ns = randomNs();
-      const { error } = await refused(
+      const reply = await send(
+        servers,
         ns,
-        "sel",
         create(ns, "sel", { sources: { type: "selector", matchLabels: { app: "web" } } }),
-        "UNSUPPORTED",
       );
-      expect(error.issues?.[0]?.path).toBe("spec.sources.type");
+      expectOk(reply);
+      expect(reply.mirror).toMatchObject({
+        spec: { sources: { type: "selector", matchLabels: { app: "web" } } },
+      });
+    });
+
+    it("SINK_NOT_ALLOWED: a sink pod in a namespace the principal may not mirror into", async () => {
+      const ns = randomNs();
+      swap(
+        policyOf({
+          trustRequestPrincipal: true,
+          protectedNamespaces: ["kube-system"],
+          rules: [{ principals: ["team-a:*"], namespaces: [ns, "sinks-a"] }],
+        }),
+      );
+      try {
+        const podSink = (namespace: string) => ({
+          target: { type: "gre", sink: { pod: { namespace, name: "receiver" } } },
+        });
+        const { error } = await refused(
+          ns,
+          "far",
+          { ...create(ns, "far", podSink("team-b")), principal: "team-a:bob" },
+          "SINK_NOT_ALLOWED",
+        );
+        expect(error.issues?.[0]?.path).toBe("spec.target.sink.pod.namespace");
+        expect(error.message).toContain("team-b/receiver");
+        await refused(
+          ns,
+          "sys",
+          { ...create(ns, "sys", podSink("kube-system")), principal: "team-a:bob" },
+          "SINK_NOT_ALLOWED",
+        );
+        expectOk(await send(servers, ns, { ...create(ns, "own", podSink(ns)), principal: "team-a:bob" }));
+        expectOk(
+          await send(servers, ns, { ...create(ns, "granted", podSink("sinks-a")), principal: "team-a:bob" }),
+        );
+      } finally {
+        swap(base);
+      }
     });
 
     it("INVALID_REQUEST: names each field and its limit; recorded under the name, or _unnamed", async () => {

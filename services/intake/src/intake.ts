@@ -413,19 +413,9 @@ export function createIntake(deps: IntakeDeps): Intake {
     const { spec } = req;
     const limits = policy.limits(ctx.namespace);
     const sources = spec.sources;
-    if (sources.type === "selector") {
-      return reject(
-        ctx,
-        ERROR_CODES.UNSUPPORTED,
-        "selector sources are not supported yet (they need the Kubernetes integration); list the pods with a pods source",
-        [
-          {
-            path: "spec.sources.type",
-            message: 'must be "pods", "ports" or "ovs" for now: selector sources are not supported yet',
-          },
-        ],
-      );
-    }
+    // Selector sources follow the namespace's pods by label: the ovn-applier resolves them
+    // through the Kubernetes API (KUBERNETES on the applier; without it the mirror fails with
+    // UNSUPPORTED naming that setting). They may reach no further than a pods source.
     if (sources.type === "ports") {
       if (!grant.allowPortsSources) {
         return reject(
@@ -493,6 +483,27 @@ export function createIntake(deps: IntakeDeps): Intake {
           `pod sinks are not allowed in namespace ${JSON.stringify(ctx.namespace)}; give the sink as an IP address`,
           [{ path: "spec.target.sink", message: "must be an IP address (policy allowPodSinks is false)" }],
         );
+      } else {
+        // A receiving pod's address is only known later (ips.kubeovn.io, followed by the
+        // applier), so the CIDR rule cannot hold it; the pod's namespace must instead be one
+        // this principal may mirror into: the mirror's own, or one the policy grants it.
+        const sinkNs = target.sink.pod.namespace;
+        if (
+          sinkNs !== ctx.namespace &&
+          (policy.isProtected(sinkNs) || !policy.grant(ctx.identity, "create", sinkNs))
+        ) {
+          return reject(
+            ctx,
+            ERROR_CODES.SINK_NOT_ALLOWED,
+            `the sink pod ${sinkNs}/${target.sink.pod.name} is in a namespace ${ctx.identity.principal} may not create mirrors in; use a receiving pod in ${ctx.namespace} or in a namespace the policy grants`,
+            [
+              {
+                path: "spec.target.sink.pod.namespace",
+                message: `must be ${ctx.namespace} or a namespace the policy lets this principal create mirrors in`,
+              },
+            ],
+          );
+        }
       }
     }
 
