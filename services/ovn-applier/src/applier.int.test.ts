@@ -296,6 +296,13 @@ describe("ovn-applier service on a real lab", () => {
     expect(text).toMatch(/ovntap_ovn_applier_reconciles_total\{outcome="active"\} [1-9]/);
     expect(text).toMatch(/ovntap_ovn_applier_keys_allocated_total [1-9]/);
     expect(text).toContain("ovntap_ovn_applier_reconcile_duration_seconds_bucket");
+    expect(text).toMatch(/^ovntap_ovn_applier_nb_connected 1$/m);
+    // Counted at each resync (every 5 s here): this mirror among the Active ones.
+    await waitFor(
+      async () =>
+        /^ovntap_ovn_applier_mirrors\{phase="Active"\} [1-9]/m.test(await metrics!.registry.metrics()),
+      { what: "mirrors by phase", timeoutMs: 30_000 },
+    );
   });
 
   it("an `applied` lost after the commit (NATS down) is published by the retry: once, in order", async () => {
@@ -378,11 +385,12 @@ describe("ovn-applier service on a real lab", () => {
     const job = await waitFor(
       async () => {
         const j = await producer.getJob(jobId);
-        return j && (await j.isFailed()) ? j : undefined;
+        // Read again once failed: the first read may predate the move to failed.
+        return j && (await j.isFailed()) ? producer.getJob(jobId) : undefined;
       },
       { what: "job failed" },
     );
-    expect(job.attemptsMade).toBe(1);
+    expect(job?.attemptsMade).toBe(1);
     const t = await trail("svc-selector");
     expect(t.at(-1)).toMatchObject({ type: "failed", detail: { code: "UNSUPPORTED", retryable: false } });
     await requestDelete("svc-selector");

@@ -48,6 +48,7 @@ import { randomBytes } from "node:crypto";
 import { Worker, UnrecoverableError, type Job, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import {
+  MIRROR_PHASES,
   mirrorJobId,
   nodeKeyClaimsKey,
   OVN_APPLY_QUEUE,
@@ -272,6 +273,18 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     drift: m.counter({
       name: "ovn_applier_drift_repairs_total",
       help: "Reconciles that repaired drift in NB",
+    }),
+    phases: m.gauge({
+      name: "ovn_applier_mirrors",
+      help: "Mirrors in the store by phase (deleting ones as Deleting), counted at every resync (RESYNC_INTERVAL_MS); every replica reports the same figures",
+      labelNames: ["phase"],
+    }),
+    nbConnected: m.gauge({
+      name: "ovn_applier_nb_connected",
+      help: "1 while the NB connection is up and its monitor in sync, else 0",
+      collect() {
+        this.set(state.ready ? 1 : 0);
+      },
     }),
   };
   let conflictsSeen = 0;
@@ -928,6 +941,15 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   let firstResync = true;
   async function resync(): Promise<void> {
     const mirrors = await store.listMirrors();
+    if (metrics) {
+      const byPhase = new Map<string, number>(MIRROR_PHASES.map((p) => [p, 0]));
+      byPhase.set("Deleting", 0);
+      for (const s of mirrors) {
+        const phase = s.deleting ? "Deleting" : s.status.phase;
+        byPhase.set(phase, (byPhase.get(phase) ?? 0) + 1);
+      }
+      for (const [phase, n] of byPhase) metrics.phases.set({ phase }, n);
+    }
     const live = new Set<string>();
     for (const s of mirrors) {
       const id = mirrorId(s.record.spec);
