@@ -1,31 +1,33 @@
 /**
- * Acceptance of selector mirrors and sink pods: the lab's ovn-applier process (services/*\/dist,
- * with every other service beside it) on the lab's real OVN Northbound, with Kubernetes reached
- * through a kubeconfig file — pointing at the FAKE API server of @ovntap/k8s/testing, which stands
- * in for kube-apiserver (none is installable here) and speaks its wire protocol: list, watch
- * streams, resourceVersion, bookmarks, 410 Gone.
+ * Acceptance of selector mirrors and sink pods, end to end as a user drives them: the real
+ * `ovntap` CLI (a process of its own) → intake → the ovn-applier, each a process of the lab
+ * (services/*\/dist, with every other service beside them), on the lab's real OVN Northbound,
+ * with Kubernetes reached by the applier through a kubeconfig file — pointing at the FAKE API
+ * server of @ovntap/k8s/testing, which stands in for kube-apiserver (none is installable here)
+ * and speaks its wire protocol: list, watch streams, resourceVersion, bookmarks, 410 Gone.
  *
- * - a selector mirror with 3 matching pods and 1 that does not: 3 ports hold the NB Mirror row
- *   in their mirror_rules (the pods' LSPs are added to the lab's logical switch with ovn-nbctl;
- *   they need not be bound to a chassis);
+ * - `ovntap create web -l app=web` with 3 matching pods and 1 that does not: 3 ports hold the NB
+ *   Mirror row in their mirror_rules (the pods' LSPs are added to the lab's logical switch with
+ *   ovn-nbctl; they need not be bound to a chassis), `ovntap get -o json` says Active with the 3
+ *   ports, `ovntap events` has a port_attached for each;
  * - a pod deleted → its port detached; a pod relabelled into the selector → attached (the time
  *   each took is printed as a figure, not asserted);
  * - a watch cut mid-stream, and a watch cut whose version is then compacted away (410 Gone, so
  *   the applier lists again): a change made while the watch was down is applied after the resync;
- * - a sink pod resolves through ips.kubeovn.io, and an IP change moves the NB Mirror's sink;
+ * - `ovntap create --sink-pod tap/receiver` resolves through ips.kubeovn.io, and an IP change
+ *   moves the NB Mirror's sink; `--provider` picks the pod's attachment network address; a sink
+ *   pod in a namespace the principal may not mirror into is refused by intake's policy;
  * - a selector that selects nothing yet is Active with the reason NoMatchingPods, and attaches
  *   the first pod that appears; a mirror that fails puts Warning Events on its pods;
- * - port_attached / port_detached events, Kubernetes Events on the pods, and the exact set of API
- *   calls the applier made, which is APPLIER_API_CALLS; the fake enforces the deployment's
- *   ClusterRole for the applier (deploy/k8s/base/rbac.yaml), and nothing is denied.
- *
- * The mirrors are written to the store and enqueued the way intake does it: intake still refuses
- * selector sources at the edge.
+ * - `ovntap delete` detaches every port (port_detached, mirror_deleted) and removes the row;
+ * - Kubernetes Events on the pods, and the exact set of API calls the applier made, which is
+ *   APPLIER_API_CALLS; the fake enforces the deployment's ClusterRole for the applier
+ *   (deploy/k8s/base/rbac.yaml), and nothing is denied.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type MirrorStatus, MirrorSpec, type AuditRecord } from "@ovntap/contracts";
+import type { AuditRecord } from "@ovntap/contracts";
 import { apiCallKeys, APPLIER_API_CALLS } from "@ovntap/k8s";
 import {
   FakeApiServer,
@@ -35,40 +37,76 @@ import {
   podObject,
 } from "@ovntap/k8s/testing";
 import { type Lab, makeTempDir, removeDir, startLab, waitFor } from "@ovntap/lab";
-import { connectNats, connectRedis, createLogger, type NatsClient, type RedisClient } from "@ovntap/runtime";
-import {
-  type ApplyQueue,
-  createApplyQueue,
-  createEventLog,
-  createStore,
-  enqueueApply,
-  type EventLog,
-  requestHash,
-  type Store,
-} from "@ovntap/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { NbObserver, repoRoot, writePolicy } from "./support/harness.js";
+import {
+  type CliResult,
+  type MirrorView,
+  NbObserver,
+  ovntapCli,
+  repoRoot,
+  writePolicy,
+} from "./support/harness.js";
 
 const NS = "shop";
+/** Where the receiving pod lives: a namespace the policy lets the principal mirror into. */
+const SINK_NS = "tap";
 const SWITCH = "ovn-default";
 /** Generous: the lab shares a busy 2-core machine. Speed is printed, not asserted. */
-const DEADLINE_MS = 30_000;
+const DEADLINE_MS = 60_000;
 
 let lab: Lab;
 let dir: string;
 let fake: FakeApiServer;
 let nb: NbObserver;
-let redis: RedisClient;
-let nats: NatsClient;
-let store: Store;
-let queue: ApplyQueue;
-let events: EventLog;
+let ovntap: ReturnType<typeof ovntapCli>;
+let sink: string;
 const figures: string[] = [];
 
-const logger = createLogger({ name: "k8s-selector-test", level: "silent" });
 const lsp = (pod: string) => `${pod}.${NS}`;
 const rowOf = (mirror: string) => `ovntap.${NS}.${mirror}`;
+
+const ok = (r: CliResult) => {
+  expect(r.code, `exit code; stderr: ${r.stderr}`).toBe(0);
+  return r;
+};
+
+/** `ovntap get NAME -n shop -o json`. */
+async function get(mirror: string): Promise<MirrorView> {
+  return JSON.parse(ok(await ovntap("get", mirror, "-n", NS, "-o", "json")).stdout) as MirrorView;
+}
+
+/** `ovntap events -n shop --mirror NAME -o json`: the mirror's audit trail. */
+async function trail(mirror: string): Promise<AuditRecord[]> {
+  const r = ok(await ovntap("events", "-n", NS, "--mirror", mirror, "-o", "json"));
+  return r.stdout
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditRecord);
+}
+
+/** Polls `ovntap events` until the trail satisfies `ok`. */
+const waitTrail = (mirror: string, ok: (t: AuditRecord[]) => boolean, what: string) =>
+  waitFor(
+    async () => {
+      const t = await trail(mirror);
+      return ok(t) ? t : undefined;
+    },
+    { what: `${mirror}: ${what}`, timeoutMs: DEADLINE_MS, intervalMs: 50 },
+  );
+
+/** Polls `ovntap get -o json` until the status satisfies `ok`. */
+const waitStatus = (mirror: string, ok: (s: MirrorView["status"]) => boolean, what: string) =>
+  waitFor(
+    async () => {
+      const r = await ovntap("get", mirror, "-n", NS, "-o", "json");
+      if (r.code !== 0) return undefined;
+      const v = JSON.parse(r.stdout) as MirrorView;
+      return ok(v.status) ? v.status : undefined;
+    },
+    { what: `${mirror}: ${what}`, timeoutMs: DEADLINE_MS, intervalMs: 50 },
+  );
 
 /** Pods (by name) whose LSP holds the mirror's NB row in mirror_rules. */
 function attached(mirror: string): string[] {
@@ -95,38 +133,7 @@ async function untilAttached(
   return Date.now() - since;
 }
 
-/** What intake does: the desired state in the store, then its generation enqueued. */
-async function create(spec: MirrorSpec): Promise<void> {
-  const r = await store.applyCreate({
-    spec,
-    owner: "acceptance",
-    requestId: randomUUID(),
-    requestHash: requestHash({ op: "create", spec }),
-  });
-  if (r.type !== "created") throw new Error(`create ${spec.name}: ${r.type}`);
-  await enqueueApply(queue, {
-    namespace: NS,
-    name: spec.name,
-    generation: r.record.generation,
-    reason: "create",
-  });
-}
-
-const trail = (mirror: string): Promise<AuditRecord[]> => events.history(NS, mirror, { timeoutMs: 2_000 });
-
-async function waitStatus(
-  mirror: string,
-  ok: (s: MirrorStatus) => boolean,
-  what: string,
-): Promise<MirrorStatus> {
-  return waitFor(
-    async () => {
-      const s = await store.getStatus(NS, mirror);
-      return s && ok(s) ? s : undefined;
-    },
-    { what: `${mirror}: ${what}`, timeoutMs: DEADLINE_MS, intervalMs: 50 },
-  );
-}
+const portOf = (e: AuditRecord) => String((e.detail as { port?: unknown }).port);
 
 /** The rules of the ovn-applier's ClusterRole in the deployment: the fake enforces them. */
 function applierRules(): FakePolicyRule[] {
@@ -158,42 +165,42 @@ beforeAll(async () => {
   ] as const) {
     fake.put("pods", podObject({ name, namespace: NS, labels: { app }, nodeName: "node-1" }));
   }
+  // Intake's policy: the CLI's principal may mirror in shop, and into tap where its receiving
+  // pod lives; pod sinks allowed, IP sinks only in the lab's network.
   const policy = writePolicy(dir, {
     trustRequestPrincipal: true,
     protectedNamespaces: ["kube-system"],
     maxActiveMirrors: 20,
     maxTtlSeconds: 86_400,
-    rules: [{ principals: ["*"], namespaces: ["*"], ops: ["*"] }],
+    allowedSinkCidrs: ["198.51.100.0/24"],
+    allowPodSinks: true,
+    rules: [{ principals: ["acceptance"], namespaces: [NS, SINK_NS], ops: ["*"] }],
   });
+  // Every service gets the environment; the ovn-applier is the one that reads KUBERNETES.
   lab = await startLab({
     serviceEnv: { POLICY_FILE: policy, KUBERNETES: "kubeconfig", KUBECONFIG: kubeconfig },
   });
+  sink = lab.env.LAB_SINK_IP;
+  ovntap = ovntapCli(lab, dir, "acceptance");
   await lab.nbctl(
     ...["web-1", "web-2", "web-3", "db-1", "batch-1"].flatMap((p) => ["--", "lsp-add", SWITCH, lsp(p)]),
   );
   nb = await NbObserver.start(lab.env.OVN_NB_DB);
-  redis = await connectRedis({ url: lab.env.REDIS_URL, logger, role: "client", name: "k8s-selector-test" });
-  nats = await connectNats({ url: lab.env.NATS_URL, name: "k8s-selector-test", logger });
-  store = createStore({ redis: redis.redis });
-  queue = createApplyQueue({ connection: redis.redis });
-  events = createEventLog({ nc: nats.nc, logger });
 }, 240_000);
 
 afterAll(async () => {
   if (figures.length) console.log(`figures:\n  ${figures.join("\n  ")}`);
-  await queue?.close();
   await nb?.close();
-  await nats?.close();
-  await redis?.close();
   await lab?.stop();
   await fake?.close();
   if (dir) removeDir(dir);
 });
 
-describe("selector mirrors and sink pods through the Kubernetes API (fake API server)", () => {
-  it("the lab's ovn-applier lists and watches pods and ips.kubeovn.io through the kubeconfig", async () => {
-    const applier = lab.services().find((s) => s.name === "ovn-applier");
-    expect(applier?.running).toBe(true);
+describe("selector mirrors and sink pods through the ovntap CLI and the Kubernetes API (fake API server)", () => {
+  it("intake runs, and the lab's ovn-applier lists and watches pods and ips.kubeovn.io through the kubeconfig", async () => {
+    for (const name of ["intake", "ovn-applier"]) {
+      expect(lab.services().find((s) => s.name === name)?.running, name).toBe(true);
+    }
     await waitFor(() => fake.openWatches >= 2, { what: "the applier's two watches", timeoutMs: DEADLINE_MS });
     expect(
       fake.calls
@@ -203,20 +210,19 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
     ).toEqual(["/pods", "kubeovn.io/ips"]);
   });
 
-  it("3 matching pods and 1 that does not: 3 ports attached, Active, port_attached for each", async () => {
+  it("`ovntap create -l app=web`, 3 matching pods and 1 that does not: 3 ports attached, Active, port_attached for each", async () => {
     const t0 = Date.now();
-    await create(
-      MirrorSpec.parse({
-        name: "web",
-        namespace: NS,
-        sources: { type: "selector", matchLabels: { app: "web" } },
-        direction: "egress",
-        target: { type: "gre", sink: lab.env.LAB_SINK_IP },
-        ttlSeconds: 3600,
-      }),
+    // NB is watched while the command runs: the ports may be attached before the CLI exits.
+    const ports = untilAttached("web", ["web-1", "web-2", "web-3"], "the selector's pods", t0);
+    ports.catch(() => undefined); // awaited below, once the command is known to have succeeded
+    const created = ok(
+      await ovntap(
+        ...["create", "web", "-n", NS, "-l", "app=web", "--direction", "egress"],
+        ...["--gre-sink", sink, "--ttl", "1h"],
+      ),
     );
-    const ms = await untilAttached("web", ["web-1", "web-2", "web-3"], "the selector's pods", t0);
-    figures.push(`selector mirror created → 3 ports attached in NB: ${ms} ms`);
+    figures.push(`ovntap create -l app=web, process start → exit (accepted by intake): ${created.ms} ms`);
+    figures.push(`ovntap create -l app=web started → 3 ports attached in NB: ${await ports} ms`);
     const status = await waitStatus(
       "web",
       (s) => s.phase === "Active" && s.ports.length === 3,
@@ -224,16 +230,17 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
     );
     expect(status.ports).toEqual([lsp("web-1"), lsp("web-2"), lsp("web-3")]);
     expect(status.conditions?.find((c) => c.type === "PodsSelected")).toMatchObject({ status: "True" });
+    const view = await get("web");
+    expect(view.mirror.spec.sources).toEqual({ type: "selector", matchLabels: { app: "web" } });
+    expect(view.mirror.owner).toBe("acceptance");
     const row = nb.byName(rowOf("web"));
-    expect(row).toMatchObject({ sink: lab.env.LAB_SINK_IP, type: "gre", filter: "from-lport" });
+    expect(row).toMatchObject({ sink, type: "gre", filter: "from-lport" });
     expect(nb.attachedTo(lsp("db-1"))).toEqual([]);
 
-    const t = await waitFor(
-      async () => {
-        const x = await trail("web");
-        return x.filter((e) => e.type === "port_attached").length === 3 ? x : undefined;
-      },
-      { what: "three port_attached events", timeoutMs: DEADLINE_MS },
+    const t = await waitTrail(
+      "web",
+      (x) => x.filter((e) => e.type === "port_attached").length === 3,
+      "three port_attached events",
     );
     expect(
       t
@@ -264,16 +271,10 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
     const attachMs = await untilAttached("web", ["web-1", "web-3", "db-1"], "db-1 relabelled", t0);
     figures.push(`pod relabelled into the selector → port attached in NB: ${attachMs} ms`);
 
-    const t = await waitFor(
-      async () => {
-        const x = await trail("web");
-        return x.some(
-          (e) => e.type === "port_attached" && (e.detail as { port: string }).port === lsp("db-1"),
-        )
-          ? x
-          : undefined;
-      },
-      { what: "port_attached db-1", timeoutMs: DEADLINE_MS },
+    const t = await waitTrail(
+      "web",
+      (x) => x.some((e) => e.type === "port_attached" && portOf(e) === lsp("db-1")),
+      "port_attached db-1",
     );
     expect(t.find((e) => e.type === "port_detached")?.detail).toEqual({
       port: lsp("web-2"),
@@ -304,14 +305,14 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
     // Resumed from its resourceVersion: no new list.
     expect(fake.calls.filter((c) => c.verb === "list" && c.resource === "pods").length).toBe(listsBefore);
     // The event follows the status (written once the chassis caught up).
-    const detached = await waitFor(
-      async () =>
-        (await trail("web")).find(
-          (e) => e.type === "port_detached" && (e.detail as { port: string }).port === lsp("web-3"),
-        ),
-      { what: "port_detached web-3", timeoutMs: DEADLINE_MS },
+    const t = await waitTrail(
+      "web",
+      (x) => x.some((e) => e.type === "port_detached" && portOf(e) === lsp("web-3")),
+      "port_detached web-3",
     );
-    expect(detached.detail).toMatchObject({ reason: "selector_changed" });
+    expect(t.find((e) => e.type === "port_detached" && portOf(e) === lsp("web-3"))?.detail).toMatchObject({
+      reason: "selector_changed",
+    });
   });
 
   it("a watch cut and its version compacted away (410 Gone): the applier lists again and misses nothing", async () => {
@@ -327,6 +328,13 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
     expect(fake.calls.filter((c) => c.verb === "list" && c.resource === "pods").length).toBeGreaterThan(
       listsBefore,
     );
+    // What `ovntap get` says follows NB.
+    const status = await waitStatus(
+      "web",
+      (s) => JSON.stringify(s.ports) === JSON.stringify([lsp("db-1"), lsp("web-3")]),
+      "the ports db-1 and web-3",
+    );
+    expect(status.phase).toBe("Active");
   });
 
   it("Kubernetes Events on the pods: attached, detached, and a repeat aggregated into count", async () => {
@@ -358,28 +366,26 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
     );
   });
 
-  it("a sink pod resolves through ips.kubeovn.io, and an IP change moves the NB Mirror's sink", async () => {
-    fake.put(
-      "ips.kubeovn.io",
-      kubeOvnIpObject({ pod: "receiver", namespace: "tap", ip: lab.env.LAB_SINK_IP }),
+  it("`ovntap create --sink-pod` resolves through ips.kubeovn.io, and an IP change moves the NB Mirror's sink", async () => {
+    fake.put("ips.kubeovn.io", kubeOvnIpObject({ pod: "receiver", namespace: SINK_NS, ip: sink }));
+    ok(
+      await ovntap(
+        ...["create", "to-pod", "-n", NS, "--pod", "db-1", "--direction", "ingress"],
+        ...["--sink-pod", `${SINK_NS}/receiver`, "--ttl", "1h", "--wait", "--timeout", "2m"],
+      ),
     );
-    await create(
-      MirrorSpec.parse({
-        name: "to-pod",
-        namespace: NS,
-        sources: { type: "pods", names: ["db-1"] },
-        direction: "ingress",
-        target: { type: "gre", sink: { pod: { namespace: "tap", name: "receiver" } } },
-        ttlSeconds: 3600,
-      }),
-    );
-    const status = await waitStatus("to-pod", (s) => s.phase === "Active", "Active");
-    expect(status.sink).toBe(lab.env.LAB_SINK_IP);
-    expect(nb.byName(rowOf("to-pod"))?.sink).toBe(lab.env.LAB_SINK_IP);
+    const view = await get("to-pod");
+    expect(view.mirror.spec.target).toEqual({
+      type: "gre",
+      sink: { pod: { namespace: SINK_NS, name: "receiver" } },
+    });
+    expect(view.status.phase).toBe("Active");
+    expect(view.status.sink).toBe(sink);
+    expect(nb.byName(rowOf("to-pod"))?.sink).toBe(sink);
 
     const moved = "198.51.100.3";
     const t0 = Date.now();
-    fake.modify("ips.kubeovn.io", undefined, "receiver.tap", (o: KubeObject) => {
+    fake.modify("ips.kubeovn.io", undefined, `receiver.${SINK_NS}`, (o: KubeObject) => {
       Object.assign(o.spec as object, { ipAddress: moved, v4IpAddress: moved });
     });
     await waitFor(() => nb.byName(rowOf("to-pod"))?.sink === moved, {
@@ -397,16 +403,51 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
     expect((await trail("to-pod")).map((e) => e.type)).not.toContain("drift_repaired");
   });
 
+  it("`--sink-pod … --provider` mirrors to the pod's attachment network address", async () => {
+    // The receiver's second interface, on an attachment network: its own ips.kubeovn.io object.
+    const provider = `attachnet.${SINK_NS}.ovn`;
+    const attachIp = "203.0.113.7";
+    fake.put(
+      "ips.kubeovn.io",
+      kubeOvnIpObject({ pod: "receiver", namespace: SINK_NS, ip: attachIp, provider }),
+    );
+    ok(
+      await ovntap(
+        ...["create", "to-net1", "-n", NS, "--pod", "db-1", "--direction", "egress"],
+        ...["--sink-pod", `${SINK_NS}/receiver`, "--provider", provider, "--ttl", "1h"],
+        ...["--wait", "--timeout", "2m"],
+      ),
+    );
+    const view = await get("to-net1");
+    expect(view.mirror.spec.target).toEqual({
+      type: "gre",
+      sink: { pod: { namespace: SINK_NS, name: "receiver", provider } },
+    });
+    expect(view.status).toMatchObject({ phase: "Active", sink: attachIp, ports: [lsp("db-1")] });
+    expect(nb.byName(rowOf("to-net1"))).toMatchObject({ sink: attachIp, type: "gre", filter: "from-lport" });
+    // The primary network's address stays the other mirror's.
+    expect(nb.byName(rowOf("to-pod"))?.sink).toBe("198.51.100.3");
+  });
+
+  it("a sink pod in a namespace the principal may not mirror into is refused by intake", async () => {
+    fake.put("ips.kubeovn.io", kubeOvnIpObject({ pod: "receiver", namespace: "elsewhere", ip: sink }));
+    const r = await ovntap(
+      ...["create", "far", "-n", NS, "--pod", "db-1", "--direction", "ingress"],
+      ...["--sink-pod", "elsewhere/receiver", "--ttl", "1h"],
+    );
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^SINK_NOT_ALLOWED: /);
+    expect(r.stderr).toContain("elsewhere/receiver");
+    expect((await ovntap("get", "far", "-n", NS)).stderr).toMatch(/^NOT_FOUND: /);
+    expect(nb.byName(rowOf("far"))).toBeUndefined();
+  });
+
   it("a selector that selects no pod yet is Active (NoMatchingPods) and attaches the first one that appears", async () => {
-    await create(
-      MirrorSpec.parse({
-        name: "batch",
-        namespace: NS,
-        sources: { type: "selector", matchLabels: { app: "batch" } },
-        direction: "egress",
-        target: { type: "gre", sink: lab.env.LAB_SINK_IP },
-        ttlSeconds: 3600,
-      }),
+    ok(
+      await ovntap(
+        ...["create", "batch", "-n", NS, "--selector", "app=batch", "--direction", "egress"],
+        ...["--gre-sink", sink, "--ttl", "1h", "--wait", "--timeout", "2m"],
+      ),
     );
     const idle = await waitStatus("batch", (s) => s.phase === "Active", "Active");
     expect(idle).toMatchObject({ reason: "NoMatchingPods", ports: [] });
@@ -431,19 +472,15 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
   });
 
   it("a mirror that fails tells its pods with Warning Events", async () => {
-    const key = (await store.getStatus(NS, "web"))?.key;
-    expect(key).toBeDefined();
-    await create(
-      MirrorSpec.parse({
-        name: "clash",
-        namespace: NS,
-        sources: { type: "selector", matchLabels: { app: "web" } },
-        direction: "egress",
-        // The key the web mirror holds towards the same sink: KEY_IN_USE, terminal.
-        target: { type: "gre", sink: lab.env.LAB_SINK_IP, key },
-        ttlSeconds: 3600,
-      }),
+    const key = (await get("web")).status.key;
+    expect(key).toBeTypeOf("number");
+    // The key the web mirror holds towards the same sink: KEY_IN_USE, terminal.
+    const r = await ovntap(
+      ...["create", "clash", "-n", NS, "-l", "app=web", "--direction", "egress"],
+      ...["--gre-sink", sink, "--key", String(key), "--ttl", "1h", "--wait", "--timeout", "2m"],
     );
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/shop\/clash (failed: KEY_IN_USE|is Failed: KeyInUse)/);
     const failed = await waitStatus("clash", (s) => s.phase === "Failed", "Failed");
     expect(failed.reason).toBe("KeyInUse");
     const warnings = await waitFor(
@@ -465,6 +502,26 @@ describe("selector mirrors and sink pods through the Kubernetes API (fake API se
       expect(w.type).toBe("Warning");
       expect(w.message).toMatch(/^ovntap mirror shop\/clash failed: KEY_IN_USE: /);
     }
+  });
+
+  it("`ovntap delete` detaches every selected port and removes the NB row", async () => {
+    expect(attached("web")).toEqual(["db-1", "web-3"]);
+    const t0 = Date.now();
+    ok(await ovntap("delete", "web", "-n", NS, "--wait", "--timeout", "2m"));
+    figures.push(`ovntap delete --wait of a selector mirror with 2 ports: ${Date.now() - t0} ms`);
+    expect(nb.byName(rowOf("web"))).toBeUndefined();
+    for (const pod of ["db-1", "web-3"]) {
+      expect(nb.attachedTo(lsp(pod)).map((m) => m.name)).not.toContain(rowOf("web"));
+    }
+    expect((await ovntap("get", "web", "-n", NS)).stderr).toMatch(/^NOT_FOUND: /);
+    const t = await waitTrail("web", (x) => x.some((e) => e.type === "deleted"), "the deleted event");
+    const detached = t.filter(
+      (e) => e.type === "port_detached" && (e.detail as { reason?: string }).reason === "mirror_deleted",
+    );
+    expect(detached.map(portOf).sort()).toEqual([lsp("db-1"), lsp("web-3")]);
+    // Each port_detached comes before the deleted event.
+    const deletedAt = t.findIndex((e) => e.type === "deleted");
+    for (const e of detached) expect(t.indexOf(e)).toBeLessThan(deletedAt);
   });
 
   it("the applier made exactly the API calls APPLIER_API_CALLS lists (what its RBAC grants)", async () => {
