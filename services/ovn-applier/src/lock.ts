@@ -39,11 +39,36 @@ export interface MirrorLocksOptions {
 
 export class MirrorLocks {
   private readonly log: Logger;
+  /**
+   * Locks this process let go of but could not release (Redis unreachable at that moment), by
+   * mirror: released as soon as Redis is back, and before this process next takes the same
+   * lock, instead of making every holder wait out the TTL. Releasing is by token, so a lock
+   * that expired and was taken by someone else meanwhile is left alone.
+   */
+  private readonly owed = new Map<string, string>();
   constructor(
     private readonly redis: Redis,
     private readonly options: MirrorLocksOptions,
   ) {
     this.log = options.logger.child({ component: "lock" });
+    redis.on("ready", () => void this.settleOwed());
+  }
+
+  /** Locks still owed a release (see `owed`). */
+  get owedReleases(): number {
+    return this.owed.size;
+  }
+
+  private async settleOwed(only?: string): Promise<void> {
+    for (const [id, token] of [...this.owed]) {
+      if (only !== undefined && id !== only) continue;
+      try {
+        await this.release(id, token);
+        if (this.owed.get(id) === token) this.owed.delete(id);
+      } catch {
+        // Still unreachable: the next `ready` or acquire tries again (the TTL ends it anyway).
+      }
+    }
   }
 
   key(id: string): string {
@@ -86,6 +111,7 @@ export class MirrorLocks {
     const started = Date.now();
     let token: string | undefined;
     let prefetched: Promise<P> | undefined;
+    if (this.owed.has(id)) await this.settleOwed(id);
     for (let attempt = 0; ; attempt++) {
       const acquiring = this.tryAcquire(id);
       if (attempt === 0 && opts.prefetch) {
@@ -123,10 +149,11 @@ export class MirrorLocks {
     } finally {
       clearInterval(renewal);
       opts.signal?.removeEventListener("abort", onOuterAbort);
-      await this.release(id, held).catch((err: unknown) =>
-        // The lock expires by itself; a failed release only delays the next holder.
-        this.log.warn({ err, mirror: id }, "mirror lock release failed"),
-      );
+      await this.release(id, held).catch((err: unknown) => {
+        // Released once Redis is back (the lock would expire by itself, later).
+        this.owed.set(id, held);
+        this.log.warn({ err, mirror: id }, "mirror lock release failed; released when Redis is back");
+      });
     }
   }
 }
