@@ -24,4 +24,3 @@ export { staticPolicy, watchPolicyFile } from "./policy-source.js";
 export type { PolicySource, WatchPolicyOptions } from "./policy-source.js";
 export { natsRequestInfoResolver, REQUEST_INFO_HEADER, resolveIdentity } from "./principal.js";
 export type { PrincipalResolver, RequestContext } from "./principal.js";
-export { selectorMatches } from "./selector.js";

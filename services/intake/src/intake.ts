@@ -26,6 +26,7 @@ import { performance } from "node:perf_hooks";
 import type { MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
 import {
   ERROR_CODES,
+  matchesLabelSelector,
   MESSAGE_MAX,
   parseSubject,
   Principal,
@@ -73,7 +74,6 @@ import type { PolicySource } from "./policy-source.js";
 import { createNodeQueues, type NodeQueues } from "./node-queues.js";
 import { resolveIdentity } from "./principal.js";
 import type { PrincipalResolver } from "./principal.js";
-import { selectorMatches } from "./selector.js";
 
 /** The NATS queue group every intake replica joins. */
 export const INTAKE_QUEUE_GROUP = "ovntap-intake";
@@ -672,7 +672,7 @@ export function createIntake(deps: IntakeDeps): Intake {
 
   async function list(ctx: Ctx, req: ListRequest): Promise<Handled> {
     const items = (await store.listMirrors(ctx.namespace))
-      .filter((m) => selectorMatches(req.selector, m.record.spec.labels))
+      .filter((m) => req.selector === undefined || matchesLabelSelector(m.record.spec.labels, req.selector))
       .map((m) => ({ mirror: m.record, status: m.status }));
     return { reply: { ok: true, items }, op: "list", outcome: "ok" };
   }

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { compilePolicy, DEFAULT_POLICY, globToRegExp, parsePolicy, PolicyError } from "./policy.js";
 import type { Identity } from "./policy.js";
 import { natsRequestInfoResolver, REQUEST_INFO_HEADER, resolveIdentity } from "./principal.js";
-import { selectorMatches } from "./selector.js";
+import { matchesLabelSelector, type LabelSelector } from "@ovntap/contracts";
 
 const who = (principal: string, groups: string[] = []): Identity => ({ principal, groups, source: "test" });
 
@@ -209,6 +209,10 @@ describe("identity", () => {
     expect(resolveIdentity(strict, [custom], ctx).principal).toBe("gw-user");
   });
 });
+
+/** `list`'s rule: no selector matches every mirror. */
+const selectorMatches = (selector: LabelSelector | undefined, labels?: Record<string, string>) =>
+  selector === undefined || matchesLabelSelector(labels, selector);
 
 describe("selectorMatches", () => {
   const labels = { app: "web", tier: "front" };

@@ -222,3 +222,4 @@ export {
   unknownCaptureSubject,
 } from "./subjects.js";
 export type { ParsedSubject } from "./subjects.js";
+export { matchesLabelSelector } from "./selector.js";
