@@ -1,7 +1,7 @@
 /**
  * The console's one HTTP server: the page and its two files, the live stream, the state as JSON,
- * pcap downloads, and the /healthz, /readyz, /metrics every ovntap service answers (same contract
- * as @ovntap/runtime's startHttpServer, which serves nothing else).
+ * pcap downloads, beside the /healthz, /readyz, /metrics every ovntap service answers (this is
+ * @ovntap/runtime's startHttpServer with the console's routes as its handler).
  *
  *   GET /                                  the page (public/index.html, console.js, console.css)
  *   GET /api/state                         the snapshot a page starts from, as JSON
@@ -17,11 +17,11 @@
  */
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { isIP, type AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { Registry } from "prom-client";
-import { HttpListenError } from "@ovntap/runtime";
+import { startHttpServer } from "@ovntap/runtime";
 import type { Logger, ReadinessCheck } from "@ovntap/runtime";
 import type { Console } from "./console.js";
 import { PCAP_CONTENT_TYPE, pcapFileName } from "./pcap.js";
@@ -120,54 +120,9 @@ function send(
   res.end(JSON.stringify(body));
 }
 
-async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<{ ok: boolean; error?: string }> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<{ ok: false; error: string }>((resolve) => {
-    timer = setTimeout(() => resolve({ ok: false, error: `timed out after ${timeoutMs} ms` }), timeoutMs);
-  });
-  const run = (async () => {
-    try {
-      return (await check()) === true ? { ok: true } : { ok: false, error: "check returned false" };
-    } catch (err) {
-      return { ok: false, error: err instanceof Error ? err.message : String(err) };
-    }
-  })();
-  try {
-    return await Promise.race([run, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export async function startConsoleServer(opts: ConsoleServerOptions): Promise<ConsoleServer> {
-  const log = opts.logger.child({ component: "http" });
   const assets = loadAssets(opts.assetsDir ?? ASSETS_DIR);
   const allowedHosts = opts.allowedHosts ?? [];
-  const checkTimeoutMs = opts.checkTimeoutMs ?? 800;
-  const lastOk = new Map<string, boolean>();
-
-  async function readyz(res: ServerResponse): Promise<void> {
-    const entries = Object.entries(opts.checks);
-    const results = await Promise.all(entries.map(([, c]) => runCheck(c, checkTimeoutMs)));
-    const checks: Record<string, { ok: boolean; error?: string }> = {};
-    const failing: string[] = [];
-    entries.forEach(([name], i) => {
-      const r = results[i] ?? { ok: false, error: "no result" };
-      checks[name] = r;
-      if (!r.ok) failing.push(name);
-      if (lastOk.get(name) !== r.ok) {
-        if (r.ok) log.info({ check: name }, "readiness check passing");
-        else log.warn({ check: name, error: r.error }, "readiness check failing");
-        lastOk.set(name, r.ok);
-      }
-    });
-    const ready = failing.length === 0;
-    send(res, ready ? 200 : 503, {
-      status: ready ? "ok" : "unavailable",
-      ...(ready ? {} : { failing }),
-      checks,
-    });
-  }
 
   async function pcap(c: Console, res: ServerResponse, ns: string, name: string, query: URLSearchParams) {
     const maxSeconds = Math.floor(c.config.ring.maxAgeMs / 1000);
@@ -202,14 +157,6 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Co
     const path = url.pathname;
     if (req.method !== "GET" && req.method !== "HEAD") {
       return send(res, 405, { error: "the console is read-only: GET and HEAD only" }, { allow: "GET, HEAD" });
-    }
-    if (path === "/healthz") return send(res, 200, { status: "ok" });
-    if (path === "/readyz") return readyz(res);
-    if (path === "/metrics") {
-      const body = await opts.registry.metrics();
-      res.writeHead(200, { "content-type": opts.registry.contentType });
-      res.end(body);
-      return;
     }
     if (!hostAllowed(req.headers.host, allowedHosts)) {
       return send(res, 403, {
@@ -254,49 +201,14 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Co
     return pcap(c, res, ns, name, url.searchParams);
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      log.error({ err, path: req.url }, "http handler failed");
-      if (!res.headersSent) send(res, 500, { error: "internal error" });
-      else res.destroy();
-    });
+  const http = await startHttpServer({
+    host: opts.host,
+    port: opts.port,
+    logger: opts.logger,
+    registry: opts.registry,
+    checks: opts.checks,
+    ...(opts.checkTimeoutMs !== undefined ? { checkTimeoutMs: opts.checkTimeoutMs } : {}),
+    handler: handle,
   });
-  // Requests are tiny; a slow client must not hold a socket for minutes (streams are responses).
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
-
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) =>
-      reject(
-        new HttpListenError(`cannot listen on ${opts.host}:${opts.port}: ${err.message}`, { cause: err }),
-      );
-    server.once("error", onError);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-  server.on("error", (err) => log.error({ err }, "http server error"));
-  const port = (server.address() as AddressInfo).port;
-  const host = opts.host;
-  const shownHost =
-    host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
-  log.info({ host, port }, "http server listening");
-
-  return {
-    port,
-    host,
-    url: `http://${shownHost}:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        if (!server.listening) return resolve();
-        const force = setTimeout(() => server.closeAllConnections(), 1_000);
-        server.close((err) => {
-          clearTimeout(force);
-          if (err) reject(err);
-          else resolve();
-        });
-        server.closeIdleConnections();
-      }),
-  };
+  return { port: http.port, host: http.host, url: http.url, close: () => http.close() };
 }

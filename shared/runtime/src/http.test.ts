@@ -110,6 +110,25 @@ describe("startHttpServer", () => {
     expect(await head.text()).toBe("");
   });
 
+  it("a handler serves every other path; the probes stay the server's, a throw is a 500", async () => {
+    const server = await startHttpServer({
+      host: "127.0.0.1",
+      port: 0,
+      logger: createLogger({ name: "http-test", level: "silent" }),
+      registry: createMetrics().registry,
+      handler: (req, res) => {
+        if (req.url === "/boom") throw new Error("boom");
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.end(`page ${req.method} ${req.url}`);
+      },
+    });
+    servers.push(server);
+    const page = await fetch(`${server.url}/page?x=1`);
+    expect(await page.text()).toBe("page GET /page?x=1");
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: "ok" });
+    expect((await fetch(`${server.url}/boom`)).status).toBe(500);
+  });
+
   it("close() returns although a client keeps its connection alive", async () => {
     const { server } = await start();
     const res = await fetch(`${server.url}/healthz`, { headers: { connection: "keep-alive" } });

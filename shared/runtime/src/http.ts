@@ -10,6 +10,8 @@
  *     checks: { nats: () => nats.isConnected() } });
  *   http.addCheck("redis", () => redis.isReady());
  *   // http.port is the bound port; await http.close() on shutdown
+ *
+ * A service with more to serve (the console's page) passes `handler`: every other path goes to it.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -29,6 +31,8 @@ export interface HttpServerOptions {
   checks?: Record<string, ReadinessCheck>;
   /** Per-check timeout; default 800 ms, under Kubernetes' default 1 s probe timeout. */
   checkTimeoutMs?: number;
+  /** Serves every path but the three above (404 when absent); a throw answers 500. */
+  handler?: (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 }
 
 export interface CheckResult {
@@ -90,7 +94,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?", 1)[0];
     const known = path === "/healthz" || path === "/readyz" || path === "/metrics";
-    if (!known) return send(res, 404, { status: "not found" });
+    if (!known) return opts.handler ? opts.handler(req, res) : send(res, 404, { status: "not found" });
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
       return send(res, 405, { status: "method not allowed" });
