@@ -32,13 +32,12 @@
  *    "per_s":…,"nbctl_per_s":…,"speedup":…}
  */
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { OVN_APPLY_QUEUE, reqSubject } from "@ovntap/contracts";
-import { freePort, logTail, startLab, type Daemon, type Lab } from "@ovntap/lab";
+import { freePort, httpGet, logTail, startLab, type Daemon, type Lab } from "@ovntap/lab";
 import {
   discoverServices,
   findRepoRoot,
@@ -268,22 +267,9 @@ function slowest(tracker: Tracker, ids: readonly string[], t0: number, redisUrl:
     .join("; ");
 }
 
-function httpGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = get({ host: "127.0.0.1", port, path, timeout: 5_000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => resolve(body));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-  });
-}
-
 /** A service's /metrics text (the scrape also resets prom-client's event-loop lag histogram). */
 async function scrape(port: number): Promise<string> {
-  return httpGet(port, "/metrics").catch(() => "");
+  return (await httpGet(port, "/metrics", 5_000)).body;
 }
 
 /**
@@ -557,7 +543,7 @@ async function main(): Promise<Record<string, unknown>> {
   progress("paced", `request → active: ${summary(active)}`);
   stageReport("paced", tracker, pacedIds);
   progress("paced", `slowest to applied: ${slowest(tracker, pacedIds, tPaced, lab.env.REDIS_URL)}`);
-  const metrics1 = await httpGet(applierPort, "/metrics").catch(() => "");
+  const metrics1 = (await httpGet(applierPort, "/metrics", 5_000)).body;
 
   // 3. Burst: fresh mirrors, as fast as intake answers.
   const burst = planMirrors(topo, "b", BURST, Math.ceil(MIRRORS / NAMESPACES));
@@ -624,7 +610,7 @@ async function main(): Promise<Record<string, unknown>> {
     `${all.length} ovntap Mirror rows in NB, each attached to its port, keys unique per sink`,
   );
 
-  const metrics2 = await httpGet(applierPort, "/metrics").catch(() => "");
+  const metrics2 = (await httpGet(applierPort, "/metrics", 5_000)).body;
   const conflicts1 = metricSum(metrics1, "ovntap_ovn_applier_key_conflicts_total");
   const conflicts2 = metricSum(metrics2, "ovntap_ovn_applier_key_conflicts_total");
   progress(

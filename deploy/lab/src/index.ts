@@ -55,6 +55,7 @@ export {
   type CaptureGreOptions,
   type GrePacket,
 } from "./capture.js";
+export { httpGet } from "./services.js";
 export { ping, tcpRoundTrip, type PingOptions, type TcpRoundTripOptions } from "./traffic.js";
 export {
   podTraffic,

@@ -105,16 +105,31 @@ export function startService(svc: ServiceInfo, opts: StartServiceOptions): Daemo
   });
 }
 
-/** GET http://127.0.0.1:<port><path> → status code, or 0 when nothing answers. */
-export function httpStatus(port: number, path: string): Promise<number> {
+/**
+ * GET http://127.0.0.1:<port><path> → status and body; status 0 and an empty body when nothing
+ * answers within `timeoutMs` (default 2 s). For the services' /healthz, /readyz and /metrics.
+ */
+export function httpGet(
+  port: number,
+  path: string,
+  timeoutMs = 2_000,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = get({ host: "127.0.0.1", port, path, timeout: 1_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+    const req = get({ host: "127.0.0.1", port, path, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", () => resolve({ status: 0, body: "" }));
     });
     req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(0));
+    req.on("error", () => resolve({ status: 0, body: "" }));
   });
+}
+
+/** GET http://127.0.0.1:<port><path> → status code, or 0 when nothing answers within 1 s. */
+export async function httpStatus(port: number, path: string): Promise<number> {
+  return (await httpGet(port, path, 1_000)).status;
 }
 
 /**

@@ -5,28 +5,15 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { get } from "node:http";
 import { join } from "node:path";
 import { captureSubject } from "@ovntap/contracts";
-import { waitFor } from "@ovntap/lab";
+import { httpGet, waitFor } from "@ovntap/lab";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { innerFrames, tunnelFrame, writePcap } from "./testing/frames.js";
 import { NODE, NS, startHarness } from "./testing/harness.js";
 import type { Harness } from "./testing/harness.js";
 
 const main = join(import.meta.dirname, "main.ts");
-
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = get({ host: "127.0.0.1", port, path, timeout: 2_000 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", () => resolve({ status: 0, body: "" }));
-    req.on("timeout", () => req.destroy());
-  });
-}
 
 let h: Harness;
 let child: ChildProcess | undefined;

@@ -1,26 +1,20 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { get } from "node:http";
 import { join } from "node:path";
 import { reqSubject, Reply } from "@ovntap/contracts";
-import { startNatsServer, startRedisServer, waitFor, type NatsServer, type RedisServer } from "@ovntap/lab";
+import {
+  httpGet,
+  startNatsServer,
+  startRedisServer,
+  waitFor,
+  type NatsServer,
+  type RedisServer,
+} from "@ovntap/lab";
 import { connectNats, createLogger, type NatsClient } from "@ovntap/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // The process the lab starts, from source (the lab runs dist/main.js, the same code built).
 const main = join(import.meta.dirname, "main.ts");
-
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = get({ host: "127.0.0.1", port, path, timeout: 2_000 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", () => resolve({ status: 0, body: "" }));
-    req.on("timeout", () => req.destroy());
-  });
-}
 
 describe("intake main.ts as a process", () => {
   let nats: NatsServer;

@@ -5,27 +5,14 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeApiServer, waitUntil } from "@ovntap/k8s/testing";
-import { startNatsServer, type NatsServer } from "@ovntap/lab";
+import { httpGet, startNatsServer, type NatsServer } from "@ovntap/lab";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TrafficMirror } from "./resource.js";
 
 const main = join(import.meta.dirname, "main.ts");
-
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = get({ host: "127.0.0.1", port, path, timeout: 2_000 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", () => resolve({ status: 0, body: "" }));
-    req.on("timeout", () => req.destroy());
-  });
-}
 
 describe("k8s-controller main.ts as a process", () => {
   let nats: NatsServer;
