@@ -144,6 +144,31 @@ export function ownedRows(ovs: OvsState, id: string) {
   };
 }
 
+/**
+ * Guards of a transaction on a mirror's rows: the Mirror and Port rows the plan saw as this
+ * mirror's are exactly its rows (no duplicate insert from a stale cache or a concurrent agent).
+ */
+function ownershipGuards(id: string, owned: ReturnType<typeof ownedRows>): Operation[] {
+  return [
+    op.wait(
+      "Mirror",
+      [["external_ids", "includes", { [OWNER_KEY]: id }]],
+      ["name"],
+      "==",
+      owned.mirrors.map((m) => ({ name: m.name })),
+      0,
+    ),
+    op.wait(
+      "Port",
+      [["external_ids", "includes", { [OWNER_KEY]: id }]],
+      ["name"],
+      "==",
+      owned.ports.map((p) => ({ name: p.name })),
+      0,
+    ),
+  ];
+}
+
 export function planOvsMirror(
   ovs: OvsState,
   desired: DesiredOvsMirror,
@@ -239,24 +264,7 @@ export function planOvsMirror(
   });
   // Guards: the rows the plan saw as ours are exactly ours (no duplicate insert from a stale
   // cache or a concurrent agent), and, when a row is added, the bridge's mirror set (the limit).
-  ops.push(
-    op.wait(
-      "Mirror",
-      [["external_ids", "includes", { [OWNER_KEY]: id }]],
-      ["name"],
-      "==",
-      owned.mirrors.map((m) => ({ name: m.name })),
-      0,
-    ),
-    op.wait(
-      "Port",
-      [["external_ids", "includes", { [OWNER_KEY]: id }]],
-      ["name"],
-      "==",
-      owned.ports.map((p) => ({ name: p.name })),
-      0,
-    ),
-  );
+  ops.push(...ownershipGuards(id, owned));
   const guards = ops.length;
 
   // Tunnel port: keep the owned one on this bridge, update its interface in place, else create.
@@ -524,22 +532,7 @@ export function planRemoval(
   return {
     revalidatePorts,
     ops: [
-      op.wait(
-        "Mirror",
-        [["external_ids", "includes", { [OWNER_KEY]: id }]],
-        ["name"],
-        "==",
-        owned.mirrors.map((m) => ({ name: m.name })),
-        0,
-      ),
-      op.wait(
-        "Port",
-        [["external_ids", "includes", { [OWNER_KEY]: id }]],
-        ["name"],
-        "==",
-        owned.ports.map((p) => ({ name: p.name })),
-        0,
-      ),
+      ...ownershipGuards(id, owned),
       ...ops,
       ...(root ? [op.mutate("Open_vSwitch", [["_uuid", "==", root._uuid]], [["next_cfg", "+=", 1]])] : []),
       op.comment(`ovntap node-agent: remove mirror ${id}`),
