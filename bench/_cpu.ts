@@ -6,8 +6,8 @@
  *   progress("cpu", cpuReport(before, cpuSnapshot(procs), wallMs));   // "ovn-northd 92%, …"
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, setPriority } from "node:os";
 
 let ticksPerSecond: number | undefined;
 function clockTicks(): number {
@@ -175,4 +175,37 @@ export function redisPersistence(url: string): string {
   } catch {
     return "Redis persistence stats unavailable";
   }
+}
+
+/**
+ * Puts a process at the lowest CPU priority: nice 19, and — where the kernel groups processes
+ * by session (CONFIG_SCHED_AUTOGROUP) — its autogroup's nice as well. A daemon that detached
+ * (setsid) is an autogroup of its own, and the scheduler shares the cores between autogroups
+ * before a process's own nice counts, so nice alone changes nothing for it. Returns what was
+ * set, for the report; throws when neither could be.
+ */
+export function lowestCpuPriority(pid: number): string {
+  const done: string[] = [];
+  try {
+    setPriority(pid, 19);
+    done.push("nice 19");
+  } catch {
+    /* reported below when nothing worked */
+  }
+  let autogroups = false;
+  try {
+    autogroups = readFileSync("/proc/sys/kernel/sched_autogroup_enabled", "utf8").trim() === "1";
+  } catch {
+    /* no autogroup support */
+  }
+  if (autogroups) {
+    try {
+      writeFileSync(`/proc/${pid}/autogroup`, "19");
+      done.push("autogroup nice 19");
+    } catch {
+      /* not ours to change */
+    }
+  }
+  if (done.length === 0) throw new Error(`could not lower the CPU priority of pid ${pid}`);
+  return done.join(", ");
 }

@@ -325,8 +325,17 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     return next;
   }
 
+  /**
+   * Per mirror: the expiry job this process queued (`generation@expiresAt`). Queueing the same
+   * job id again is a no-op in BullMQ but still a script run in Redis, once per reconcile.
+   */
+  const expiryQueued = new Map<string, string>();
+
   /** A delayed job at expiresAt: the expiry lands on time even with no sweep running. */
   async function scheduleExpiry(record: MirrorRecord): Promise<void> {
+    const id = mirrorId(record.spec);
+    const memo = `${record.generation}@${record.expiresAt}`;
+    if (expiryQueued.get(id) === memo) return;
     const delay = Math.max(0, Date.parse(record.expiresAt) - now().getTime());
     const data: OvnApplyJob = {
       namespace: record.spec.namespace,
@@ -339,6 +348,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       delay,
       jobId: `${mirrorJobId(data)}/expire`,
     });
+    expiryQueued.set(id, memo);
   }
 
   /** What the node agents report of the mirror: problems, and the DataplaneProgrammed condition. */
@@ -488,6 +498,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     watcher.cancelChassis(id);
     applyingSent.delete(id);
     appliedSent.delete(id);
+    expiryQueued.delete(id);
     follower?.untrack(id);
     const removed = await reconciler.remove(id);
     if (removed.nbCfg !== undefined && removed.changes.length > 0) {
@@ -747,6 +758,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       } else if (!stored) {
         // No record: whatever NB still holds for it is an orphan.
         follower?.untrack(id);
+        expiryQueued.delete(id);
         const removed = await reconciler.remove(id);
         result = { type: "absent", removed: removed.removed };
       } else if (stored.deleting) {
