@@ -48,23 +48,29 @@ export function cpuSnapshot(procs: readonly Proc[]): CpuSnapshot {
   }
   const self = process.cpuUsage();
   out.set("bench (this process)", (self.user + self.system) / 1e6);
-  out.set(MACHINE, machineBusySeconds());
+  const machine = machineSeconds();
+  out.set(MACHINE, machine.busy);
+  out.set(STEAL, machine.steal);
   return out;
 }
 
 const MACHINE = "\u0000machine";
+const STEAL = "\u0000steal";
 
-/** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */
-function machineBusySeconds(): number {
+/**
+ * Busy CPU seconds of the whole machine (all cores), from /proc/stat, and of those the time
+ * stolen: a virtual machine's vCPU ready to run while the host ran something else.
+ */
+function machineSeconds(): { busy: number; steal: number } {
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
     const [, ...nums] = line.trim().split(/\s+/);
     const v = nums.map(Number);
     const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
     const idle = (v[3] ?? 0) + (v[4] ?? 0);
-    return (total - idle) / clockTicks();
+    return { busy: (total - idle) / clockTicks(), steal: (v[7] ?? 0) / clockTicks() };
   } catch {
-    return 0;
+    return { busy: 0, steal: 0 };
   }
 }
 
@@ -76,7 +82,7 @@ export function cpuReport(before: CpuSnapshot, after: CpuSnapshot, wallMs: numbe
   const rows: [string, number][] = [];
   let total = 0;
   for (const [name, s] of after) {
-    if (name === MACHINE) continue;
+    if (name === MACHINE || name === STEAL) continue;
     const used = s - (before.get(name) ?? 0);
     total += used;
     rows.push([name, used]);
@@ -84,10 +90,13 @@ export function cpuReport(before: CpuSnapshot, after: CpuSnapshot, wallMs: numbe
   rows.sort((a, b) => b[1] - a[1]);
   const pct = (s: number) => `${Math.round((s / (wallMs / 1000)) * 100)}%`;
   const machine = (after.get(MACHINE) ?? 0) - (before.get(MACHINE) ?? 0);
+  const steal = (after.get(STEAL) ?? 0) - (before.get(STEAL) ?? 0);
   return `${rows
     .filter(([, s]) => s > 0.005 * (wallMs / 1000))
     .map(([n, s]) => `${n} ${pct(s)}`)
-    .join(", ")} (these ${pct(total)}; the whole machine ${pct(machine)} of ${availableParallelism()}00%)`;
+    .join(
+      ", ",
+    )} (these ${pct(total)}; the whole machine ${pct(machine)} of ${availableParallelism()}00%, of which stolen by the host ${pct(steal)})`;
 }
 
 /** Redis `INFO commandstats` as command → calls (through redis-cli, which comes with redis-server). */

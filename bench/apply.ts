@@ -21,10 +21,13 @@
  * 2. Warm-up: `--warmup` (default 50) mirrors sent the same way first, waited for and not counted:
  *    the services start just before, and their first requests pay for V8 compiling the code on
  *    their path. Their latencies go to stderr.
- * 3. Paced: `--mirrors` create requests at `--rate`/s through intake (NATS request/reply), each a
- *    GRE mirror of one pod (every 5th a raw `ports` source by an admin principal) to one of
- *    `--sinks` sinks in 198.51.100.0/24 and 203.0.113.0/24. p50/p99: request sent → `applied`
- *    event received on core NATS; active_p99: → `active` (hv_cfg ≥ nb_cfg).
+ * 3. Paced, `--rounds` times (default 3): `--mirrors` create requests at `--rate`/s through
+ *    intake (NATS request/reply), each a GRE mirror of one pod (every 5th a raw `ports` source
+ *    by an admin principal) to one of `--sinks` sinks in 198.51.100.0/24 and 203.0.113.0/24.
+ *    p50/p99: request sent → `applied` event received on core NATS; active_p99: → `active`
+ *    (hv_cfg ≥ nb_cfg). The figures are those of the round with the median p99 (each round's
+ *    p99 is in the result too): on a shared machine one stall of the host holds up every
+ *    mirror in flight, and a few of them decide a single round's p99.
  * 4. Burst: `--burst` fresh mirrors sent as fast as intake answers (`--window` requests in
  *    flight, intake's own in-flight limit); per_s = mirrors / (first request → last `applied`).
  *
@@ -33,7 +36,8 @@
  * SIGINT/SIGTERM. Progress goes to stderr; the last line on stdout is the result:
  *
  *   {"bench":"apply","lsps":10000,"mirrors":1000,"p50_ms":…,"p99_ms":…,"active_p99_ms":…,
- *    "per_s":…,"nbctl_per_s":…,"speedup":…,"ovn_priority":"low"}
+ *    "per_s":…,"nbctl_per_s":…,"speedup":…,"ovn_priority":"low","rounds":3,
+ *    "p99_ms_by_round":[…]}
  */
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -76,6 +80,8 @@ const { values: args } = parseArgs({
     rate: { type: "string", default: "50" },
     /** Mirrors sent at --rate before the measured ones, not counted (the services' code warms up). */
     warmup: { type: "string", default: "50" },
+    /** Paced rounds of --mirrors each; the result is the round with the median p99. */
+    rounds: { type: "string", default: "3" },
     burst: { type: "string" },
     window: { type: "string", default: "64" },
     sinks: { type: "string", default: "16" },
@@ -117,6 +123,7 @@ const MIRRORS = int("mirrors", 1);
 const RATE = int("rate", 1);
 const BURST = args.burst === undefined ? MIRRORS : int("burst", 1);
 const WARMUP = int("warmup", 0);
+const ROUNDS = int("rounds", 1);
 const WINDOW = int("window", 1);
 const SINKS = int("sinks", 1);
 const NBCTL = int("nbctl", 1);
@@ -155,6 +162,13 @@ function sinkList(n: number): string[] {
   return Array.from({ length: n }, (_, i) =>
     i % 2 === 0 ? `198.51.100.${10 + i / 2}` : `203.0.113.${10 + (i - 1) / 2}`,
   );
+}
+
+interface PacedRound {
+  readonly mirrors: readonly PlannedMirror[];
+  readonly p50: number;
+  readonly p99: number;
+  readonly activeP99: number;
 }
 
 interface PlannedMirror {
@@ -372,10 +386,13 @@ async function main(): Promise<Record<string, unknown>> {
   const logger = createLogger({ name: "bench-apply", level: "warn", destination: process.stderr });
   const topo = topology({ lsps: LSPS, switches: SWITCHES, namespaces: NAMESPACES });
   const podsNeeded =
-    Math.ceil(MIRRORS / NAMESPACES) + Math.ceil(BURST / NAMESPACES) + Math.ceil(WARMUP / NAMESPACES) + 1;
+    ROUNDS * Math.ceil(MIRRORS / NAMESPACES) +
+    Math.ceil(BURST / NAMESPACES) +
+    Math.ceil(WARMUP / NAMESPACES) +
+    1;
   if (podsNeeded > topo.podsPerNamespace) {
     throw new BenchFailure(
-      `${WARMUP}+${MIRRORS}+${BURST} mirrors need ${podsNeeded} pods per namespace, the topology has ${topo.podsPerNamespace}`,
+      `${WARMUP}+${ROUNDS}×${MIRRORS}+${BURST} mirrors need ${podsNeeded} pods per namespace, the topology has ${topo.podsPerNamespace}`,
     );
   }
 
@@ -510,7 +527,7 @@ async function main(): Promise<Record<string, unknown>> {
       topo,
       "w",
       WARMUP,
-      Math.ceil(MIRRORS / NAMESPACES) + Math.ceil(BURST / NAMESPACES),
+      ROUNDS * Math.ceil(MIRRORS / NAMESPACES) + Math.ceil(BURST / NAMESPACES),
     );
     const warmIds = warm.map((m) => m.id);
     for (const id of warmIds) tracker.expect(id);
@@ -529,60 +546,84 @@ async function main(): Promise<Record<string, unknown>> {
     );
   }
 
-  // 2. Paced.
-  const paced = planMirrors(topo, "p", MIRRORS, 0);
-  const pacedIds = paced.map((m) => m.id);
-  for (const id of pacedIds) tracker.expect(id);
-  progress("paced", `${MIRRORS} mirrors at ${RATE}/s over ${SINKS} sinks`);
-  const requests: Promise<void>[] = [];
+  // 2. Paced, in rounds: a stall of the whole machine (the host's, seen as stolen time) holds up
+  // every mirror in flight at once, and ten of them make one run's p99. The result is the
+  // round with the median p99; every round is reported.
   const procs: Proc[] = [
     ...lab.state().pids.map((p) => ({ name: p.name.replace(/\.out$/, ""), pid: p.pid })),
     ...running.services.map((sv) => ({ name: sv.name, pid: sv.daemon.pid })),
   ];
-  const cpuPaced = cpuSnapshot(procs);
-  const pacedScrapes = await Promise.all(running.services.map((sv) => scrape(sv.httpPort)));
-  const redisPaced = redisCalls(lab.env.REDIS_URL);
-  redisSlowlogReset(lab.env.REDIS_URL);
-  const tPaced = now();
-  let lastReport = tPaced;
-  for (let i = 0; i < paced.length; i++) {
-    const m = paced[i];
-    if (!m) continue;
-    await sleepUntil(tPaced + (i * 1000) / RATE);
-    if (abort.signal.aborted) throw new BenchFailure("interrupted");
-    requests.push(sendCreate(nats.nc, tracker, m));
-    if (now() - lastReport >= 2_000) {
-      lastReport = now();
-      const tl = tracker.tally(pacedIds);
-      progress(
-        "paced",
-        `sent ${i + 1}/${MIRRORS}, replied ${tl.replied}, applied ${tl.applied}, active ${tl.active}`,
-      );
+  const podsPerRound = Math.ceil(MIRRORS / NAMESPACES);
+  const rounds: PacedRound[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const label = ROUNDS > 1 ? `paced ${r + 1}/${ROUNDS}` : "paced";
+    rounds.push(await pacedRound(label, planMirrors(topo, `p${r + 1}`, MIRRORS, r * podsPerRound)));
+  }
+
+  async function pacedRound(label: string, paced: PlannedMirror[]): Promise<PacedRound> {
+    const pacedIds = paced.map((m) => m.id);
+    for (const id of pacedIds) tracker.expect(id);
+    progress(label, `${MIRRORS} mirrors at ${RATE}/s over ${SINKS} sinks`);
+    const requests: Promise<void>[] = [];
+    const cpuPaced = cpuSnapshot(procs);
+    const pacedScrapes = await Promise.all(running.services.map((sv) => scrape(sv.httpPort)));
+    const redisPaced = redisCalls(lab.env.REDIS_URL);
+    redisSlowlogReset(lab.env.REDIS_URL);
+    const tPaced = now();
+    let lastReport = tPaced;
+    for (let i = 0; i < paced.length; i++) {
+      const m = paced[i];
+      if (!m) continue;
+      await sleepUntil(tPaced + (i * 1000) / RATE);
+      if (abort.signal.aborted) throw new BenchFailure("interrupted");
+      requests.push(sendCreate(nats.nc, tracker, m));
+      if (now() - lastReport >= 2_000) {
+        lastReport = now();
+        const tl = tracker.tally(pacedIds);
+        progress(
+          label,
+          `sent ${i + 1}/${MIRRORS}, replied ${tl.replied}, applied ${tl.applied}, active ${tl.active}`,
+        );
+      }
     }
+    const sendMs = now() - tPaced;
+    await Promise.all(requests);
+    await waitFor(tracker, pacedIds, "applied", label, DEADLINE_MS);
+    progress(label, `CPU until the last applied: ${cpuReport(cpuPaced, cpuSnapshot(procs), now() - tPaced)}`);
+    for (const [i, sv] of running.services.entries()) {
+      progress(label, `${sv.name}: ${loopReport(pacedScrapes[i] ?? "", await scrape(sv.httpPort))}`);
+    }
+    await waitFor(tracker, pacedIds, "active", label, DEADLINE_MS);
+    progress(label, redisReport(redisPaced, redisCalls(lab.env.REDIS_URL), MIRRORS));
+    progress(label, `${redisSlowlog(lab.env.REDIS_URL)}; ${redisPersistence(lab.env.REDIS_URL)}`);
+    const applied = tracker.latencies(pacedIds, "applied");
+    const active = tracker.latencies(pacedIds, "active");
+    const replied = tracker.latencies(pacedIds, "replied");
+    progress(label, `sent in ${round1(sendMs / 1000)} s (${round1((MIRRORS / sendMs) * 1000)}/s)`);
+    progress(label, `request → intake reply: ${summary(replied)}`);
+    progress(label, `request → applied: ${summary(applied)}`);
+    progress(label, `request → active: ${summary(active)}`);
+    stageReport(label, tracker, pacedIds);
+    progress(label, `slowest to applied: ${slowest(tracker, pacedIds, tPaced, lab.env.REDIS_URL)}`);
+    return {
+      mirrors: paced,
+      p50: percentile(applied, 50),
+      p99: percentile(applied, 99),
+      activeP99: percentile(active, 99),
+    };
   }
-  const sendMs = now() - tPaced;
-  await Promise.all(requests);
-  await waitFor(tracker, pacedIds, "applied", "paced", DEADLINE_MS);
-  progress("paced", `CPU until the last applied: ${cpuReport(cpuPaced, cpuSnapshot(procs), now() - tPaced)}`);
-  for (const [i, sv] of running.services.entries()) {
-    progress("paced", `${sv.name}: ${loopReport(pacedScrapes[i] ?? "", await scrape(sv.httpPort))}`);
+  const byP99 = [...rounds].sort((a, b) => a.p99 - b.p99);
+  const median = byP99[Math.floor((byP99.length - 1) / 2)]!;
+  if (ROUNDS > 1) {
+    progress(
+      "paced",
+      `request → applied p99 by round: ${rounds.map((r) => `${round1(r.p99)} ms`).join(", ")}; the median round's figures are the result`,
+    );
   }
-  await waitFor(tracker, pacedIds, "active", "paced", DEADLINE_MS);
-  progress("paced", redisReport(redisPaced, redisCalls(lab.env.REDIS_URL), MIRRORS));
-  progress("paced", `${redisSlowlog(lab.env.REDIS_URL)}; ${redisPersistence(lab.env.REDIS_URL)}`);
-  const applied = tracker.latencies(pacedIds, "applied");
-  const active = tracker.latencies(pacedIds, "active");
-  const replied = tracker.latencies(pacedIds, "replied");
-  progress("paced", `sent in ${round1(sendMs / 1000)} s (${round1((MIRRORS / sendMs) * 1000)}/s)`);
-  progress("paced", `request → intake reply: ${summary(replied)}`);
-  progress("paced", `request → applied: ${summary(applied)}`);
-  progress("paced", `request → active: ${summary(active)}`);
-  stageReport("paced", tracker, pacedIds);
-  progress("paced", `slowest to applied: ${slowest(tracker, pacedIds, tPaced, lab.env.REDIS_URL)}`);
   const metrics1 = (await httpGet(applierPort, "/metrics", 5_000)).body;
 
   // 3. Burst: fresh mirrors, as fast as intake answers.
-  const burst = planMirrors(topo, "b", BURST, Math.ceil(MIRRORS / NAMESPACES));
+  const burst = planMirrors(topo, "b", BURST, ROUNDS * podsPerRound);
   const burstIds = burst.map((m) => m.id);
   for (const id of burstIds) tracker.expect(id);
   progress("burst", `${BURST} fresh mirrors, ${WINDOW} requests in flight`);
@@ -625,7 +666,7 @@ async function main(): Promise<Record<string, unknown>> {
 
   // What NB holds, read back independently of the services.
   const check = await readBack(nb);
-  const all = [...paced, ...burst];
+  const all = [...rounds.flatMap((r) => r.mirrors), ...burst];
   const problems: string[] = [];
   for (const m of all) {
     const [ns, name] = m.id.split("/");
@@ -656,18 +697,19 @@ async function main(): Promise<Record<string, unknown>> {
   progress("events seen", [...tracker.counts].map(([k, v]) => `${k} ${v}`).join(", "));
   progress("total", `${round1((now() - began) / 1000)} s`);
 
-  const p99 = percentile(applied, 99);
   return {
     bench: "apply",
     lsps: LSPS,
     mirrors: MIRRORS,
-    p50_ms: round1(percentile(applied, 50)),
-    p99_ms: round1(p99),
-    active_p99_ms: round1(percentile(active, 99)),
+    p50_ms: round1(median.p50),
+    p99_ms: round1(median.p99),
+    active_p99_ms: round1(median.activeP99),
     per_s: round1(perS),
     nbctl_per_s: Math.round(base.perS * 100) / 100,
     speedup: round1(perS / base.perS),
     ovn_priority: OVN_PRIORITY,
+    rounds: ROUNDS,
+    p99_ms_by_round: rounds.map((r) => round1(r.p99)),
   };
 }
 

@@ -219,6 +219,20 @@ export function pendingStatus(record: MirrorRecord, now: Date): MirrorStatus {
   };
 }
 
+/**
+ * Mirrors read per pipeline by the scans over every mirror (listMirrors, pendingReconcile): with
+ * thousands of mirrors one pipeline held Redis, and then the reader's event loop parsing every
+ * record, for a hundred milliseconds and more, stalling every request in flight. Between chunks
+ * both go on with other work.
+ */
+const SCAN_CHUNK = 200;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 export function createStore(opts: StoreOptions): Store {
   const { redis } = opts;
   const keys = storeKeys(opts.prefix ?? DEFAULT_PREFIX);
@@ -267,24 +281,25 @@ export function createStore(opts: StoreOptions): Store {
         ? await redis.smembers(keys.mirrors)
         : (await redis.smembers(keys.namespace(namespace))).map((n) => mirrorId(namespace, n));
     ids.sort();
-    if (ids.length === 0) return [];
-    const pipeline = redis.pipeline();
     const refs = ids.flatMap((id) => {
       const ref = parseMirrorId(id);
       return ref ? [ref] : [];
     });
-    for (const ref of refs) pipeline.hmget(keys.mirror(ref.namespace, ref.name), ...MIRROR_FIELDS);
-    const results = (await pipeline.exec()) ?? [];
     const out: StoredMirror[] = [];
-    results.forEach(([err, fields], i) => {
-      const ref = refs[i];
-      if (!ref) return;
-      const key = keys.mirror(ref.namespace, ref.name);
-      if (err) throw err;
-      // Purged between SMEMBERS and HMGET: skip.
-      const m = stored(key, fields as (string | null)[]);
-      if (m) out.push(m);
-    });
+    for (const chunk of chunks(refs, SCAN_CHUNK)) {
+      const pipeline = redis.pipeline();
+      for (const ref of chunk) pipeline.hmget(keys.mirror(ref.namespace, ref.name), ...MIRROR_FIELDS);
+      const results = (await pipeline.exec()) ?? [];
+      results.forEach(([err, fields], i) => {
+        const ref = chunk[i];
+        if (!ref) return;
+        const key = keys.mirror(ref.namespace, ref.name);
+        if (err) throw err;
+        // Purged between SMEMBERS and HMGET: skip.
+        const m = stored(key, fields as (string | null)[]);
+        if (m) out.push(m);
+      });
+    }
     return out;
   }
 
@@ -653,25 +668,34 @@ export function createStore(opts: StoreOptions): Store {
 
   async function pendingReconcile(): Promise<PendingMirror[]> {
     const ids = (await redis.smembers(keys.mirrors)).sort();
-    if (ids.length === 0) return [];
     const refs = ids.flatMap((id) => {
       const ref = parseMirrorId(id);
       return ref ? [ref] : [];
     });
-    const pipeline = redis.pipeline();
-    for (const ref of refs) {
-      pipeline.hmget(
-        keys.mirror(ref.namespace, ref.name),
-        "generation",
-        "observedGeneration",
-        "deleting",
-        "deleteReason",
-      );
-    }
-    const results = (await pipeline.exec()) ?? [];
     const out: PendingMirror[] = [];
+    for (const chunk of chunks(refs, SCAN_CHUNK)) {
+      const pipeline = redis.pipeline();
+      for (const ref of chunk) {
+        pipeline.hmget(
+          keys.mirror(ref.namespace, ref.name),
+          "generation",
+          "observedGeneration",
+          "deleting",
+          "deleteReason",
+        );
+      }
+      pending(chunk, (await pipeline.exec()) ?? [], out);
+    }
+    return out;
+  }
+
+  function pending(
+    chunk: readonly { namespace: string; name: string }[],
+    results: [Error | null, unknown][],
+    out: PendingMirror[],
+  ): void {
     results.forEach(([err, fields], i) => {
-      const ref = refs[i];
+      const ref = chunk[i];
       if (err) throw err;
       if (!ref) return;
       const [gen, observed, deleting, reason] = fields as (string | null)[];
@@ -688,7 +712,6 @@ export function createStore(opts: StoreOptions): Store {
         reason: isDeleting ? (reason === "expired" ? "expire" : "delete") : "resync",
       });
     });
-    return out;
   }
 
   async function markEventsPublished(requestId: string): Promise<boolean> {
