@@ -365,6 +365,10 @@ describe("planMirror", () => {
     const p = plan(desired(), { mirrors: [row, other], ports: [port("pod-a.shop", [row._uuid])] });
     expect(p.rows[0]).toMatchObject({ action: "update", index: 1, key: "allocated" });
     expect(p.guards).toHaveLength(1);
+    // Moving off it is getting a new key there: a key a foreign row holds is out as well.
+    const manual = mirrorRow({ name: "manual", index: 1 });
+    const q = plan(desired(), { mirrors: [row, other, manual], ports: [port("pod-a.shop", [row._uuid])] });
+    expect(q.rows[0]).toMatchObject({ action: "update", index: 2, key: "allocated" });
   });
 
   it("avoids the keys node agents hold towards the sink; a requested one is KEY_IN_USE naming the holder", () => {

@@ -389,24 +389,6 @@ export function planMirror(
     let guarded = false;
     desiredRows.forEach((d, i) => {
       const existing = byName(d.name);
-      // Keys towards this sink held by any other row (ours or not, stale or not: a row
-      // deleted in this transaction may still hold its tunnel on a chassis), plus the
-      // keys given to this plan's earlier rows.
-      const used = new Set(chosen);
-      const holders = new Map<number, string>();
-      // Keys held by rows ovntap does not own: avoided when choosing a key, but they never
-      // take a key from a row that already holds it (see below).
-      const foreign = new Set<number>();
-      for (const [k, who] of reserved ?? []) {
-        used.add(k);
-        holders.set(k, who);
-      }
-      for (const r of sinkRows) {
-        if (r.name === d.name) continue;
-        if (r.external_ids[OWNER_KEY] === undefined) foreign.add(r.index);
-        else used.add(r.index);
-        holders.set(r.index, `NB Mirror ${r.name}`);
-      }
       let index: number;
       let key: PlannedRow["key"];
       const inSpace = (k: number | undefined): k is number =>
@@ -426,17 +408,38 @@ export function planMirror(
       // its key there avoids foreign keys.
       const holds =
         existing !== undefined && canonicalSink(existing.sink) === ovn.sink && existing.index === preferred;
-      if (!holds) for (const k of foreign) used.add(k);
-      if (inSpace(preferred) && !used.has(preferred)) {
+      // Keys towards this sink held by any other row (ours or not, stale or not: a row
+      // deleted in this transaction may still hold its tunnel on a chassis), by a node agent's
+      // tunnel (reserved), or given to this plan's earlier rows. Keys of rows ovntap does not
+      // own count unless the row holds its key already. Checked for the one key this row
+      // should have without building the whole set: the periodic drift check plans every
+      // mirror, and a sink may have thousands of rows.
+      const usedByOthers = (k: number, countForeign: boolean): boolean => {
+        if (chosen.has(k) || reserved?.has(k)) return true;
+        for (const r of sinkRows) {
+          if (r.index !== k || r.name === d.name) continue;
+          if (countForeign || r.external_ids[OWNER_KEY] !== undefined) return true;
+        }
+        return false;
+      };
+      if (inSpace(preferred) && !usedByOthers(preferred, !holds)) {
         index = preferred;
         key = ovn.requestedKey !== undefined ? "requested" : "kept";
       } else if (ovn.requestedKey !== undefined) {
-        const holder = holders.get(ovn.requestedKey);
+        const requested = ovn.requestedKey;
+        let holder = reserved?.get(requested);
+        for (const r of sinkRows) {
+          if (r.name !== d.name && r.index === requested) holder = `NB Mirror ${r.name}`;
+        }
         throw new ReconcileError(
           "KEY_IN_USE",
-          `${ovn.type === "erspan" ? "ERSPAN session id" : "GRE key"} ${ovn.requestedKey} is already used towards ${ovn.sink}${holder ? ` by ${holder}` : ""}, and OVS refuses a second tunnel to one sink with the same key; choose another or leave it out to have one allocated`,
+          `${ovn.type === "erspan" ? "ERSPAN session id" : "GRE key"} ${requested} is already used towards ${ovn.sink}${holder ? ` by ${holder}` : ""}, and OVS refuses a second tunnel to one sink with the same key; choose another or leave it out to have one allocated`,
         );
       } else {
+        // A new key for this row: every key in use there is out, foreign ones included.
+        const used = new Set(chosen);
+        for (const k of reserved?.keys() ?? []) used.add(k);
+        for (const r of sinkRows) if (r.name !== d.name) used.add(r.index);
         const free = lowestFree(used, { min: FIRST_ALLOCATED_KEY, max: space.max });
         if (free === undefined) {
           throw new ReconcileError(
