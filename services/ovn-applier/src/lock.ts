@@ -46,6 +46,14 @@ export class MirrorLocks {
    * that expired and was taken by someone else meanwhile is left alone.
    */
   private readonly owed = new Map<string, string>();
+  /**
+   * Per mirror: the last of this process's holders and waiters, as a promise that settles when
+   * it lets go. A second reconcile of a mirror in the same process (a job and a drift trigger
+   * at once, say) queues behind the first here and takes the lock the moment it is released,
+   * instead of polling Redis with a growing back-off tuned for other replicas: polling, the
+   * later one waited hundreds of milliseconds for a lock held for ten.
+   */
+  private readonly local = new Map<string, Promise<void>>();
   constructor(
     private readonly redis: Redis,
     private readonly options: MirrorLocksOptions,
@@ -91,8 +99,9 @@ export class MirrorLocks {
   }
 
   /**
-   * Runs `fn` holding the lock of `id`, waiting up to `waitMs` for it (jittered polling).
-   * Throws LockBusyError when the wait runs out.
+   * Runs `fn` holding the lock of `id`, waiting up to `waitMs` for it: behind this process's
+   * earlier holders in order, handed over as each lets go; for another replica's, by jittered
+   * polling. Throws LockBusyError when the wait runs out.
    */
   async withLock<T, P = never>(
     id: string,
@@ -109,6 +118,50 @@ export class MirrorLocks {
     fn: (signal: AbortSignal, prefetched: Promise<P> | undefined) => Promise<T>,
   ): Promise<T> {
     const started = Date.now();
+    const ahead = this.local.get(id);
+    let letGo!: () => void;
+    const mine = new Promise<void>((resolve) => (letGo = resolve));
+    const tail = ahead ? ahead.then(() => mine) : mine;
+    this.local.set(id, tail);
+    try {
+      if (ahead) await this.waitLocal(id, ahead, started, opts);
+      return await this.acquireAndRun(id, started, opts, fn);
+    } finally {
+      letGo();
+      if (this.local.get(id) === tail) this.local.delete(id);
+    }
+  }
+
+  /** Waits for this process's earlier holders of `id`, within the same `waitMs`. */
+  private async waitLocal(
+    id: string,
+    ahead: Promise<void>,
+    started: number,
+    opts: { waitMs: number; signal?: AbortSignal },
+  ): Promise<void> {
+    if (opts.signal?.aborted) throw new LockBusyError(id, Date.now() - started);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const busy = new Promise<"busy">((resolve) => {
+      timer = setTimeout(() => resolve("busy"), Math.max(0, opts.waitMs - (Date.now() - started)));
+      onAbort = () => resolve("busy");
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      if ((await Promise.race([ahead.then(() => "free" as const), busy])) === "busy")
+        throw new LockBusyError(id, Date.now() - started);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async acquireAndRun<T, P>(
+    id: string,
+    started: number,
+    opts: { waitMs: number; signal?: AbortSignal; prefetch?: () => Promise<P> },
+    fn: (signal: AbortSignal, prefetched: Promise<P> | undefined) => Promise<T>,
+  ): Promise<T> {
     let token: string | undefined;
     let prefetched: Promise<P> | undefined;
     if (this.owed.has(id)) await this.settleOwed(id);
