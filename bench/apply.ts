@@ -321,6 +321,15 @@ function loopReport(before: string, after: string): string {
   return `event-loop lag p99 ${ms("p99")} ms, max ${ms("max")} ms; GC ${gc("major")}, ${gc("minor")}`;
 }
 
+/** Mirror-lock waits between two scrapes of the applier: how many, and how many were long. */
+function lockReport(before: string, after: string): string {
+  const n = (text: string, le: string) =>
+    metricSum(text, `ovntap_ovn_applier_lock_wait_seconds_bucket{le="${le}"}`);
+  const delta = (le: string) => n(after, le) - n(before, le);
+  const all = delta("+Inf");
+  return `mirror lock taken ${all}×, waited over 10 ms ${all - delta("0.01")}×, over 100 ms ${all - delta("0.1")}×`;
+}
+
 /** The sum of a Prometheus metric's samples (all label sets), from /metrics text. */
 function metricSum(text: string, name: string): number {
   let sum = 0;
@@ -591,7 +600,12 @@ async function main(): Promise<Record<string, unknown>> {
     await waitFor(tracker, pacedIds, "applied", label, DEADLINE_MS);
     progress(label, `CPU until the last applied: ${cpuReport(cpuPaced, cpuSnapshot(procs), now() - tPaced)}`);
     for (const [i, sv] of running.services.entries()) {
-      progress(label, `${sv.name}: ${loopReport(pacedScrapes[i] ?? "", await scrape(sv.httpPort))}`);
+      const after = await scrape(sv.httpPort);
+      const before = pacedScrapes[i] ?? "";
+      progress(
+        label,
+        `${sv.name}: ${loopReport(before, after)}${sv.name === "ovn-applier" ? `; ${lockReport(before, after)}` : ""}`,
+      );
     }
     await waitFor(tracker, pacedIds, "active", label, DEADLINE_MS);
     progress(label, redisReport(redisPaced, redisCalls(lab.env.REDIS_URL), MIRRORS));

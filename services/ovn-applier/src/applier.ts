@@ -181,6 +181,12 @@ const TRIGGER_REASON: Record<Trigger, JobReason> = {
 /** Pods that get a Warning Event when their mirror fails, at most (a selector may select thousands). */
 const WARNED_PODS_MAX = 50;
 
+/**
+ * The periodic scans over every mirror (resync, pending sweep) pause between Redis pipelines:
+ * with thousands of mirrors they otherwise take the process in bursts from the jobs in flight.
+ */
+const BACKGROUND_SCAN = { pauseMs: 5 } as const;
+
 /** Status reason of an OVN mirror a node's data plane does not carry. */
 export const DATAPLANE_REASON = "DataplaneError";
 
@@ -238,11 +244,6 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
     connection: deps.redis,
     ...(config.bullmqPrefix !== undefined ? { prefix: config.bullmqPrefix } : {}),
   });
-  const locks = new MirrorLocks(deps.redis, {
-    prefix: storePrefix,
-    ttlMs: config.lockTtlMs,
-    logger: log,
-  });
 
   const m = deps.metrics;
   const metrics = m && {
@@ -270,6 +271,11 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       name: "ovn_applier_key_conflicts_total",
       help: "NB transactions re-planned because a concurrent writer changed the rows towards a sink",
     }),
+    lockWait: m.histogram({
+      name: "ovn_applier_lock_wait_seconds",
+      help: "How long a reconcile waited for its mirror's lock (held by another reconcile of the same mirror, here or in another replica)",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 15, 60],
+    }),
     drift: m.counter({
       name: "ovn_applier_drift_repairs_total",
       help: "Reconciles that repaired drift in NB",
@@ -287,6 +293,12 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       },
     }),
   };
+  const locks = new MirrorLocks(deps.redis, {
+    prefix: storePrefix,
+    ttlMs: config.lockTtlMs,
+    logger: log,
+    ...(metrics ? { observeWait: (s: number) => metrics.lockWait.observe(s) } : {}),
+  });
   let conflictsSeen = 0;
   const countConflicts = () => {
     const c = reconciler.counters.keyConflicts;
@@ -867,6 +879,8 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   // resync().
   const followUps = new Map<string, "chassis" | "dataplane">();
   const followUpsRunning = new Set<Promise<void>>();
+  /** The mirrors of the follow-ups running now. */
+  const followingUp = new Set<string>();
   const followUpLimit = Math.max(1, Math.ceil(config.concurrency / 4));
   let followUpsOpen = true;
   function pumpFollowUps(): void {
@@ -875,6 +889,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       followUps.delete(id);
       const ref = parseMirrorId(id);
       if (!ref) continue;
+      followingUp.add(id);
       const run: Promise<void> = locks
         .withLock(id, { waitMs: config.lockWaitMs }, (signal) =>
           reconcileNow(ref, { attempt: 1, final: false, reason: TRIGGER_REASON[reason], signal }),
@@ -890,6 +905,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
         .catch((err: unknown) => log.warn({ err, mirror: id, reason }, "follow-up enqueue failed"))
         .finally(() => {
           followUpsRunning.delete(run);
+          followingUp.delete(id);
           pumpFollowUps();
         });
       followUpsRunning.add(run);
@@ -931,10 +947,12 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
   }
 
   async function sweepPending(): Promise<void> {
-    for (const p of await store.pendingReconcile()) {
-      // Committed here and waiting for the chassis: the watcher reconciles it when hv_cfg
-      // catches up or at the deadline. Queueing it again would only crowd out new work.
-      if (!p.deleting && watcher.awaitingChassis(mirrorId(p))) continue;
+    for (const p of await store.pendingReconcile(BACKGROUND_SCAN)) {
+      // Committed here and waiting for the chassis, or the chassis is there and its follow-up
+      // is queued or running here: that reconcile writes the status. Queueing it again would
+      // only crowd out new work (when hv_cfg catches up it releases a hundred mirrors at once).
+      const id = mirrorId(p);
+      if (!p.deleting && (watcher.awaitingChassis(id) || followUps.has(id) || followingUp.has(id))) continue;
       const { jobId } = await enqueueApply(
         queue,
         { namespace: p.namespace, name: p.name, generation: p.generation, reason: p.reason },
@@ -952,7 +970,7 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
 
   let firstResync = true;
   async function resync(): Promise<void> {
-    const mirrors = await store.listMirrors();
+    const mirrors = await store.listMirrors(undefined, BACKGROUND_SCAN);
     if (metrics) {
       const byPhase = new Map<string, number>(MIRROR_PHASES.map((p) => [p, 0]));
       byPhase.set("Deleting", 0);

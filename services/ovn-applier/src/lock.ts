@@ -35,6 +35,8 @@ export interface MirrorLocksOptions {
   prefix: string;
   ttlMs: number;
   logger: Logger;
+  /** Told how long each acquisition waited (for this process's holders and other replicas'). */
+  observeWait?: (seconds: number) => void;
 }
 
 export class MirrorLocks {
@@ -179,6 +181,7 @@ export class MirrorLocks {
       const delay = Math.min(500, 20 * 2 ** attempt) * (0.5 + Math.random());
       await new Promise((r) => setTimeout(r, Math.min(delay, opts.waitMs - waited)));
     }
+    this.options.observeWait?.((Date.now() - started) / 1000);
     const held = token;
     const controller = new AbortController();
     const onOuterAbort = () => controller.abort(opts.signal?.reason);

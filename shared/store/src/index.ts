@@ -59,6 +59,7 @@ export type {
   PendingMirror,
   PurgeOutcome,
   RequestWrite,
+  ScanOptions,
   SetStatusOutcome,
   Store,
   StoredMirror,

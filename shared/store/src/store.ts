@@ -193,7 +193,7 @@ export interface Store {
   getStatus(namespace: string, name: string): Promise<MirrorStatus | undefined>;
   getMirror(namespace: string, name: string): Promise<StoredMirror | undefined>;
   listRecords(namespace?: string): Promise<MirrorRecord[]>;
-  listMirrors(namespace?: string): Promise<StoredMirror[]>;
+  listMirrors(namespace?: string, scan?: ScanOptions): Promise<StoredMirror[]>;
   countActive(namespace: string): Promise<number>;
   applyCreate(input: CreateInput): Promise<CreateOutcome>;
   applyDelete(input: DeleteInput): Promise<DeleteOutcome>;
@@ -202,7 +202,7 @@ export interface Store {
   setStatus(namespace: string, name: string, status: MirrorStatus): Promise<SetStatusOutcome>;
   purge(namespace: string, name: string, generation: number): Promise<PurgeOutcome>;
   dueExpiries(now?: Date, limit?: number): Promise<DueExpiry[]>;
-  pendingReconcile(): Promise<PendingMirror[]>;
+  pendingReconcile(scan?: ScanOptions): Promise<PendingMirror[]>;
   lookupRequest(requestId: string): Promise<StoredRequest | undefined>;
   markEventsPublished(requestId: string): Promise<boolean>;
 }
@@ -226,6 +226,20 @@ export function pendingStatus(record: MirrorRecord, now: Date): MirrorStatus {
  * both go on with other work.
  */
 const SCAN_CHUNK = 200;
+
+/** How a scan over every mirror shares the process and Redis with other work. */
+export interface ScanOptions {
+  /**
+   * A pause between pipelines (ms): a periodic background scan spreads out instead of taking
+   * the CPU in one burst from the requests in flight. Default 0.
+   */
+  pauseMs?: number;
+}
+
+function pause(scan: ScanOptions | undefined): Promise<void> {
+  const ms = scan?.pauseMs ?? 0;
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -275,7 +289,7 @@ export function createStore(opts: StoreOptions): Store {
     return stored(key, await redis.hmget(key, ...MIRROR_FIELDS));
   }
 
-  async function listMirrors(namespace?: string): Promise<StoredMirror[]> {
+  async function listMirrors(namespace?: string, scan?: ScanOptions): Promise<StoredMirror[]> {
     const ids =
       namespace === undefined
         ? await redis.smembers(keys.mirrors)
@@ -286,7 +300,8 @@ export function createStore(opts: StoreOptions): Store {
       return ref ? [ref] : [];
     });
     const out: StoredMirror[] = [];
-    for (const chunk of chunks(refs, SCAN_CHUNK)) {
+    for (const [n, chunk] of chunks(refs, SCAN_CHUNK).entries()) {
+      if (n > 0) await pause(scan);
       const pipeline = redis.pipeline();
       for (const ref of chunk) pipeline.hmget(keys.mirror(ref.namespace, ref.name), ...MIRROR_FIELDS);
       const results = (await pipeline.exec()) ?? [];
@@ -666,14 +681,15 @@ export function createStore(opts: StoreOptions): Store {
     return out;
   }
 
-  async function pendingReconcile(): Promise<PendingMirror[]> {
+  async function pendingReconcile(scan?: ScanOptions): Promise<PendingMirror[]> {
     const ids = (await redis.smembers(keys.mirrors)).sort();
     const refs = ids.flatMap((id) => {
       const ref = parseMirrorId(id);
       return ref ? [ref] : [];
     });
     const out: PendingMirror[] = [];
-    for (const chunk of chunks(refs, SCAN_CHUNK)) {
+    for (const [n, chunk] of chunks(refs, SCAN_CHUNK).entries()) {
+      if (n > 0) await pause(scan);
       const pipeline = redis.pipeline();
       for (const ref of chunk) {
         pipeline.hmget(
