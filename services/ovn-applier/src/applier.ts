@@ -1008,12 +1008,16 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
       reconciler.remember(desired);
       follower?.track(desired);
     }
+    const first = firstResync;
     firstResync = false;
     for (const id of reconciler.knownIds()) if (!live.has(id)) reconciler.forget(id);
     follower?.retain(live);
     // NB rows owned by mirrors the store no longer has: remove them.
     for (const id of reconciler.ownedIds()) if (!live.has(id)) await enqueueTrigger(id, "resync");
-    watcher.checkAll();
+    // At start, every mirror at once; later the watcher's periodic check (DRIFT_CHECK_MS) looks
+    // at the mirrors remembered here anyway, and a second pass over thousands of mirrors, every
+    // resync, only took the CPU from the requests in flight.
+    if (first) watcher.checkAll();
   }
 
   const loops = createLoops(log);
