@@ -185,7 +185,7 @@ const WARNED_PODS_MAX = 50;
  * The periodic scans over every mirror (resync, pending sweep) pause between Redis pipelines:
  * with thousands of mirrors they otherwise take the process in bursts from the jobs in flight.
  */
-const BACKGROUND_SCAN = { pauseMs: 5 } as const;
+const BACKGROUND_SCAN = { pauseMs: 10 } as const;
 
 /** Status reason of an OVN mirror a node's data plane does not carry. */
 export const DATAPLANE_REASON = "DataplaneError";

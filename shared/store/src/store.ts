@@ -225,7 +225,7 @@ export function pendingStatus(record: MirrorRecord, now: Date): MirrorStatus {
  * record, for a hundred milliseconds and more, stalling every request in flight. Between chunks
  * both go on with other work.
  */
-const SCAN_CHUNK = 200;
+const SCAN_CHUNK = 100;
 
 /** How a scan over every mirror shares the process and Redis with other work. */
 export interface ScanOptions {
