@@ -970,44 +970,45 @@ export async function createApplier(deps: ApplierDeps): Promise<Applier> {
 
   let firstResync = true;
   async function resync(): Promise<void> {
-    const mirrors = await store.listMirrors(undefined, BACKGROUND_SCAN);
-    if (metrics) {
-      const byPhase = new Map<string, number>(MIRROR_PHASES.map((p) => [p, 0]));
-      byPhase.set("Deleting", 0);
-      for (const s of mirrors) {
+    const byPhase = new Map<string, number>(MIRROR_PHASES.map((p) => [p, 0]));
+    byPhase.set("Deleting", 0);
+    const live = new Set<string>();
+    // A pipeline of records at a time, each let go before the next: with thousands of mirrors
+    // the whole list at once was a burst of long-lived garbage, and the major GC it brought
+    // stalled the jobs in flight.
+    for await (const chunk of store.scanMirrors(undefined, BACKGROUND_SCAN)) {
+      for (const s of chunk) {
         const phase = s.deleting ? "Deleting" : s.status.phase;
         byPhase.set(phase, (byPhase.get(phase) ?? 0) + 1);
+        const id = mirrorId(s.record.spec);
+        live.add(id);
+        if (s.deleting) continue;
+        // Waiting for the chassis with nobody here waiting for it — a replica that ended
+        // between its commit and the chassis catching up: look again. At start, any; later,
+        // those that have waited longer than the chassis may take (the others are in some
+        // job's hands).
+        const waiting =
+          s.status.phase === "Applying" ||
+          (s.status.phase === "Degraded" && s.status.reason === "ChassisNotSynced");
+        const stale = firstResync || now().getTime() - Date.parse(s.status.updatedAt) > config.hvTimeoutMs;
+        if (waiting && stale && !watcher.awaitingChassis(id)) await enqueueTrigger(id, "chassis");
+        // A status that disagrees with what the nodes report (a change missed, a record gone stale).
+        if (dataplane?.ready && s.record.spec.sources.type !== "ovs") {
+          const refused = dataplane.problems(id).length > 0;
+          const says = s.status.phase === "Degraded" && s.status.reason === DATAPLANE_REASON;
+          if (refused !== says && (s.status.phase === "Active" || says)) followUp(id, "dataplane");
+        }
+        const desired: DesiredMirror = {
+          namespace: s.record.spec.namespace,
+          name: s.record.spec.name,
+          generation: s.record.generation,
+          spec: s.record.spec,
+        };
+        reconciler.remember(desired);
+        follower?.track(desired);
       }
-      for (const [phase, n] of byPhase) metrics.phases.set({ phase }, n);
     }
-    const live = new Set<string>();
-    for (const s of mirrors) {
-      const id = mirrorId(s.record.spec);
-      live.add(id);
-      if (s.deleting) continue;
-      // Waiting for the chassis with nobody here waiting for it — a replica that ended between
-      // its commit and the chassis catching up: look again. At start, any; later, those that
-      // have waited longer than the chassis may take (the others are in some job's hands).
-      const waiting =
-        s.status.phase === "Applying" ||
-        (s.status.phase === "Degraded" && s.status.reason === "ChassisNotSynced");
-      const stale = firstResync || now().getTime() - Date.parse(s.status.updatedAt) > config.hvTimeoutMs;
-      if (waiting && stale && !watcher.awaitingChassis(id)) await enqueueTrigger(id, "chassis");
-      // A status that disagrees with what the nodes report (a change missed, a record gone stale).
-      if (dataplane?.ready && s.record.spec.sources.type !== "ovs") {
-        const refused = dataplane.problems(id).length > 0;
-        const says = s.status.phase === "Degraded" && s.status.reason === DATAPLANE_REASON;
-        if (refused !== says && (s.status.phase === "Active" || says)) followUp(id, "dataplane");
-      }
-      const desired: DesiredMirror = {
-        namespace: s.record.spec.namespace,
-        name: s.record.spec.name,
-        generation: s.record.generation,
-        spec: s.record.spec,
-      };
-      reconciler.remember(desired);
-      follower?.track(desired);
-    }
+    if (metrics) for (const [phase, n] of byPhase) metrics.phases.set({ phase }, n);
     const first = firstResync;
     firstResync = false;
     for (const id of reconciler.knownIds()) if (!live.has(id)) reconciler.forget(id);

@@ -337,6 +337,15 @@ describe("@ovntap/store against redis-server", () => {
     expect(listed.map((m) => m.record.spec.name)).toEqual(kept);
     expect(listed.every((m) => m.status.phase === "Pending" && m.record.generation === 1)).toBe(true);
     expect((await store.listMirrors("bulk")).length).toBe(449);
+    // A pipeline at a time: 100 per chunk, the purged one missing from the third.
+    const sizes: number[] = [];
+    const scanned: string[] = [];
+    for await (const chunk of store.scanMirrors(undefined, { pauseMs: 1 })) {
+      sizes.push(chunk.length);
+      scanned.push(...chunk.map((m) => m.record.spec.name));
+    }
+    expect(sizes).toEqual([100, 100, 99, 100, 50]);
+    expect(scanned).toEqual(kept);
     // Paced between pipelines, as the applier's background scans are: the same answer.
     expect((await store.listMirrors(undefined, { pauseMs: 2 })).map((m) => m.record.spec.name)).toEqual(kept);
     const pending = await store.pendingReconcile({ pauseMs: 2 });

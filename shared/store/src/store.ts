@@ -194,6 +194,11 @@ export interface Store {
   getMirror(namespace: string, name: string): Promise<StoredMirror | undefined>;
   listRecords(namespace?: string): Promise<MirrorRecord[]>;
   listMirrors(namespace?: string, scan?: ScanOptions): Promise<StoredMirror[]>;
+  /**
+   * listMirrors a pipeline at a time (in id order), for a scan over thousands of mirrors that
+   * need not hold them all at once.
+   */
+  scanMirrors(namespace?: string, scan?: ScanOptions): AsyncGenerator<StoredMirror[]>;
   countActive(namespace: string): Promise<number>;
   applyCreate(input: CreateInput): Promise<CreateOutcome>;
   applyDelete(input: DeleteInput): Promise<DeleteOutcome>;
@@ -290,6 +295,12 @@ export function createStore(opts: StoreOptions): Store {
   }
 
   async function listMirrors(namespace?: string, scan?: ScanOptions): Promise<StoredMirror[]> {
+    const out: StoredMirror[] = [];
+    for await (const chunk of scanMirrors(namespace, scan)) out.push(...chunk);
+    return out;
+  }
+
+  async function* scanMirrors(namespace?: string, scan?: ScanOptions): AsyncGenerator<StoredMirror[]> {
     const ids =
       namespace === undefined
         ? await redis.smembers(keys.mirrors)
@@ -299,12 +310,12 @@ export function createStore(opts: StoreOptions): Store {
       const ref = parseMirrorId(id);
       return ref ? [ref] : [];
     });
-    const out: StoredMirror[] = [];
     for (const [n, chunk] of chunks(refs, SCAN_CHUNK).entries()) {
       if (n > 0) await pause(scan);
       const pipeline = redis.pipeline();
       for (const ref of chunk) pipeline.hmget(keys.mirror(ref.namespace, ref.name), ...MIRROR_FIELDS);
       const results = (await pipeline.exec()) ?? [];
+      const out: StoredMirror[] = [];
       results.forEach(([err, fields], i) => {
         const ref = chunk[i];
         if (!ref) return;
@@ -314,8 +325,8 @@ export function createStore(opts: StoreOptions): Store {
         const m = stored(key, fields as (string | null)[]);
         if (m) out.push(m);
       });
+      yield out;
     }
-    return out;
   }
 
   function requestEvents(text: string, key: string): LifecycleEvent[] {
@@ -752,6 +763,7 @@ export function createStore(opts: StoreOptions): Store {
       return (await listMirrors(namespace)).map((m) => m.record);
     },
     listMirrors,
+    scanMirrors,
     countActive: (namespace) => redis.scard(keys.active(namespace)),
     applyCreate,
     applyDelete,

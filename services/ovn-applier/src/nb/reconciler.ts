@@ -235,6 +235,17 @@ export class NbReconciler {
 
   /** Remembers a mirror's desired state so drift checks can judge it without applying. */
   remember(desired: DesiredMirror): void {
+    const id = mirrorId(desired);
+    // The same generation of a pods or ports mirror resolves to the same ports: the periodic
+    // resync remembers every mirror again, and replacing each entry with a copy only made
+    // long-lived garbage. A selector's ports follow the pods, so it is resolved again.
+    const known = this.known.get(id);
+    if (
+      known?.desired.generation === desired.generation &&
+      desired.spec.sources.type !== "selector" &&
+      known.desired.spec.sources.type === desired.spec.sources.type
+    )
+      return;
     let ports: string[] = [];
     try {
       const r = resolveSpec(desired, this.planOptions());
@@ -242,7 +253,7 @@ export class NbReconciler {
     } catch {
       // Unsupported specs own no ports; their reconcile reports the error.
     }
-    this.known.set(mirrorId(desired), { desired, ports: new Set(ports) });
+    this.known.set(id, { desired, ports: new Set(ports) });
   }
 
   forget(id: string): void {
