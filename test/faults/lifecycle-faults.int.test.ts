@@ -37,7 +37,6 @@ import {
   type Lab,
   makeTempDir,
   readText,
-  removeDir,
   sleep,
   startCapture,
   startLab,
@@ -47,7 +46,7 @@ import { createLogger } from "@ovntap/runtime";
 import { createEventLog, createStore, type Store, type StoredMirror } from "@ovntap/store";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { faultSeed, prng } from "../support/faults.js";
+import { faultSeed, prng, stopLabUnlessKept } from "../support/faults.js";
 import { nbctlRows, nbSchemaHasBothFilter, seconds, writePolicy } from "../support/harness.js";
 
 const MIRRORS = 200;
@@ -161,12 +160,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await nc?.close();
   redis?.disconnect();
-  if (process.env.OVNTAP_KEEP_LAB) {
-    console.log(`lab kept for inspection: node deploy/lab/dist/cli.js down --state ${lab?.stateFile}`);
-    return;
-  }
-  await lab?.stop();
-  if (dir) removeDir(dir);
+  await stopLabUnlessKept(lab, dir);
 });
 
 describe("mirror lifecycle under faults", () => {

@@ -56,7 +56,6 @@ import {
   type LabServerName,
   makeTempDir,
   readText,
-  removeDir,
   run,
   sleep,
   startLab,
@@ -74,6 +73,7 @@ import {
   prng,
   requestUntilAnswered,
   steadyPing,
+  stopLabUnlessKept,
   streamRecords,
 } from "../support/faults.js";
 import { nbctlRows, nbSchemaHasBothFilter, seconds, vsctlRows, writePolicy } from "../support/harness.js";
@@ -260,12 +260,7 @@ afterAll(async () => {
   await watch?.stop();
   await nc?.close();
   redis?.disconnect();
-  if (process.env.OVNTAP_KEEP_LAB) {
-    console.log(`lab kept for inspection: node deploy/lab/dist/cli.js down --state ${lab?.stateFile}`);
-    return;
-  }
-  await lab?.stop();
-  if (dir) removeDir(dir);
+  await stopLabUnlessKept(lab, dir);
 });
 
 describe("the pipeline under faults", () => {

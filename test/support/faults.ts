@@ -15,7 +15,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { errors, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { AuditRecord, PCAP_RECORD_HEADER_BYTES, parseCaptureHeaders, type Reply } from "@ovntap/contracts";
-import { sleep, waitFor } from "@ovntap/lab";
+import { type Lab, removeDir, sleep, waitFor } from "@ovntap/lab";
 
 /** mulberry32: a small seeded PRNG, so a failing schedule can be replayed (FAULT_SEED). */
 export function prng(seed: number): () => number {
@@ -270,4 +270,19 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
   const line = (cells: readonly string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   return [line(header), ...rows.map(line)];
+}
+
+/**
+ * A fault suite's last step: the lab and its scratch directory go, unless OVNTAP_KEEP_LAB is
+ * set, which leaves the lab up for inspection and says how to take it down.
+ */
+export async function stopLabUnlessKept(lab: Lab | undefined, dir: string | undefined): Promise<void> {
+  if (process.env.OVNTAP_KEEP_LAB) {
+    process.stdout.write(
+      `lab kept for inspection: node deploy/lab/dist/cli.js down --state ${lab?.stateFile}\n`,
+    );
+    return;
+  }
+  await lab?.stop();
+  if (dir) removeDir(dir);
 }
