@@ -305,27 +305,39 @@ export function createStore(opts: StoreOptions): Store {
       namespace === undefined
         ? await redis.smembers(keys.mirrors)
         : (await redis.smembers(keys.namespace(namespace))).map((n) => mirrorId(namespace, n));
-    ids.sort();
-    const refs = ids.flatMap((id) => {
+    for await (const rows of readMirrorFields(ids, MIRROR_FIELDS, scan)) {
+      const out: StoredMirror[] = [];
+      for (const { ref, fields } of rows) {
+        const m = stored(keys.mirror(ref.namespace, ref.name), fields);
+        if (m) out.push(m);
+      }
+      yield out;
+    }
+  }
+
+  /**
+   * `fields` of the mirrors `ids`, in id order, SCAN_CHUNK per pipeline with `scan`'s pause
+   * between pipelines. A mirror purged since its id was read comes back with null fields.
+   */
+  async function* readMirrorFields(
+    ids: string[],
+    fields: readonly string[],
+    scan: ScanOptions | undefined,
+  ): AsyncGenerator<{ ref: { namespace: string; name: string }; fields: (string | null)[] }[]> {
+    const refs = ids.sort().flatMap((id) => {
       const ref = parseMirrorId(id);
       return ref ? [ref] : [];
     });
     for (const [n, chunk] of chunks(refs, SCAN_CHUNK).entries()) {
       if (n > 0) await pause(scan);
       const pipeline = redis.pipeline();
-      for (const ref of chunk) pipeline.hmget(keys.mirror(ref.namespace, ref.name), ...MIRROR_FIELDS);
+      for (const ref of chunk) pipeline.hmget(keys.mirror(ref.namespace, ref.name), ...fields);
       const results = (await pipeline.exec()) ?? [];
-      const out: StoredMirror[] = [];
-      results.forEach(([err, fields], i) => {
-        const ref = chunk[i];
-        if (!ref) return;
-        const key = keys.mirror(ref.namespace, ref.name);
+      yield chunk.map((ref, i) => {
+        const [err, values] = results[i] ?? [null, []];
         if (err) throw err;
-        // Purged between SMEMBERS and HMGET: skip.
-        const m = stored(key, fields as (string | null)[]);
-        if (m) out.push(m);
+        return { ref, fields: values as (string | null)[] };
       });
-      yield out;
     }
   }
 
@@ -693,52 +705,29 @@ export function createStore(opts: StoreOptions): Store {
   }
 
   async function pendingReconcile(scan?: ScanOptions): Promise<PendingMirror[]> {
-    const ids = (await redis.smembers(keys.mirrors)).sort();
-    const refs = ids.flatMap((id) => {
-      const ref = parseMirrorId(id);
-      return ref ? [ref] : [];
-    });
+    const ids = await redis.smembers(keys.mirrors);
     const out: PendingMirror[] = [];
-    for (const [n, chunk] of chunks(refs, SCAN_CHUNK).entries()) {
-      if (n > 0) await pause(scan);
-      const pipeline = redis.pipeline();
-      for (const ref of chunk) {
-        pipeline.hmget(
-          keys.mirror(ref.namespace, ref.name),
-          "generation",
-          "observedGeneration",
-          "deleting",
-          "deleteReason",
-        );
+    const fields = ["generation", "observedGeneration", "deleting", "deleteReason"];
+    for await (const rows of readMirrorFields(ids, fields, scan)) {
+      for (const {
+        ref,
+        fields: [gen, observed, deleting, reason],
+      } of rows) {
+        if (gen === null || gen === undefined) continue; // purged meanwhile
+        const generation = Number(gen);
+        const observedGeneration = Number(observed ?? 0);
+        if (observedGeneration >= generation) continue;
+        const isDeleting = deleting === "1";
+        out.push({
+          ...ref,
+          generation,
+          observedGeneration,
+          deleting: isDeleting,
+          reason: isDeleting ? (reason === "expired" ? "expire" : "delete") : "resync",
+        });
       }
-      pending(chunk, (await pipeline.exec()) ?? [], out);
     }
     return out;
-  }
-
-  function pending(
-    chunk: readonly { namespace: string; name: string }[],
-    results: [Error | null, unknown][],
-    out: PendingMirror[],
-  ): void {
-    results.forEach(([err, fields], i) => {
-      const ref = chunk[i];
-      if (err) throw err;
-      if (!ref) return;
-      const [gen, observed, deleting, reason] = fields as (string | null)[];
-      if (gen === null || gen === undefined) return; // purged meanwhile
-      const generation = Number(gen);
-      const observedGeneration = Number(observed ?? 0);
-      if (observedGeneration >= generation) return;
-      const isDeleting = deleting === "1";
-      out.push({
-        ...ref,
-        generation,
-        observedGeneration,
-        deleting: isDeleting,
-        reason: isDeleting ? (reason === "expired" ? "expire" : "delete") : "resync",
-      });
-    });
   }
 
   async function markEventsPublished(requestId: string): Promise<boolean> {
